@@ -1,0 +1,338 @@
+//! What one span costs under each subscriber, side by side in one run.
+//!
+//! The measured unit is one span lifecycle — create (2 fields), enter, exit, close —
+//! nested in an entered parent, on one thread and on two threads at once:
+//!
+//! * `no_subscriber`: tracing's own cost with nothing listening;
+//! * `registry_empty_layer`: `tracing_subscriber::registry()` plus a layer that does
+//!   nothing — the floor for any layer;
+//! * `naive_profiler`: what a profiler written in an afternoon does (`Instant` in a span
+//!   extension, one global `Mutex<HashMap>` updated on exit);
+//! * `spanlab`: the spanlab layer, profiling only (report off).
+//!
+//! Run `cargo bench -p spanlab --bench overhead`. Criterion measures each variant in
+//! turn (`scripts/bench-ratios.py` prints its medians as ratios); the run ends with an
+//! interleaved comparison, where every round times all variants back to back, which is
+//! the figure to quote on a shared, noisy machine.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
+use tracing::span::{Attributes, Id};
+use tracing::{info_span, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// A layer that does nothing: the registry's cost alone.
+struct EmptyLayer;
+impl<S: Subscriber> Layer<S> for EmptyLayer {}
+
+/// Only the two clock reads any timing layer needs: the floor for spanlab's design.
+struct ClockOnlyLayer(quanta::Clock, std::sync::atomic::AtomicU64);
+impl<S: Subscriber> Layer<S> for ClockOnlyLayer {
+    fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+        self.1.store(self.0.raw(), Ordering::Relaxed);
+    }
+    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+        black_box(self.0.raw());
+    }
+}
+
+/// A straightforward profiler: start time in an extension, totals in a global map.
+#[derive(Default)]
+struct NaiveProfiler {
+    totals: Mutex<HashMap<&'static str, (u64, Duration)>>,
+}
+
+struct NaiveStart(Option<Instant>);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for NaiveProfiler {
+    fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        ctx.span(id)
+            .unwrap()
+            .extensions_mut()
+            .insert(NaiveStart(None));
+    }
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(s) = ctx
+            .span(id)
+            .unwrap()
+            .extensions_mut()
+            .get_mut::<NaiveStart>()
+        {
+            s.0 = Some(Instant::now());
+        }
+    }
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let span = ctx.span(id).unwrap();
+        let elapsed = span
+            .extensions()
+            .get::<NaiveStart>()
+            .and_then(|s| s.0)
+            .map(|t| t.elapsed());
+        if let Some(elapsed) = elapsed {
+            let mut totals = self.totals.lock().unwrap();
+            let e = totals.entry(span.name()).or_default();
+            e.0 += 1;
+            e.1 += elapsed;
+        }
+    }
+}
+
+/// The subscribers compared. They are reached through [`Switch`], installed as the
+/// global default like `spanlab::init()` does: a scoped `Dispatch` would make every span
+/// bump one reference count shared by all threads, and that contention, not the
+/// subscribers, would dominate the 2-thread runs.
+fn subscribers() -> Vec<(&'static str, &'static (dyn Subscriber + Send + Sync))> {
+    let (spanlab, guard) = spanlab::SpanLab::builder()
+        .report_to(spanlab::ReportTarget::Off)
+        .ignore_env()
+        .build();
+    std::mem::forget(guard); // report off; keep the profile alive for the whole run
+    vec![
+        (
+            "no_subscriber",
+            Box::leak(Box::new(tracing_core::subscriber::NoSubscriber::default())),
+        ),
+        (
+            "registry_empty_layer",
+            Box::leak(Box::new(tracing_subscriber::registry().with(EmptyLayer))),
+        ),
+        (
+            "naive_profiler",
+            Box::leak(Box::new(
+                tracing_subscriber::registry().with(NaiveProfiler::default()),
+            )),
+        ),
+        (
+            "registry_clock_reads",
+            Box::leak(Box::new(
+                tracing_subscriber::registry()
+                    .with(ClockOnlyLayer(quanta::Clock::new(), Default::default())),
+            )),
+        ),
+        (
+            "spanlab",
+            Box::leak(Box::new(tracing_subscriber::registry().with(spanlab))),
+        ),
+    ]
+}
+
+/// The global subscriber: forwards every callback to the subscriber under test. Costs
+/// every variant the same relaxed load and indirect call per callback.
+struct Switch {
+    target: AtomicPtr<&'static (dyn Subscriber + Send + Sync)>,
+}
+
+static SWITCH: std::sync::OnceLock<&'static Switch> = std::sync::OnceLock::new();
+
+impl Switch {
+    /// Installs the switch as the global default (once) and routes it to `target`.
+    fn route_to(target: &'static (dyn Subscriber + Send + Sync)) {
+        let switch = SWITCH.get_or_init(|| {
+            let none: &'static (dyn Subscriber + Send + Sync) =
+                Box::leak(Box::new(tracing_core::subscriber::NoSubscriber::default()));
+            let switch: &'static Switch = Box::leak(Box::new(Switch {
+                target: AtomicPtr::new(Box::leak(Box::new(none))),
+            }));
+            tracing::subscriber::set_global_default(SwitchRef(switch))
+                .expect("no other global subscriber");
+            switch
+        });
+        switch
+            .target
+            .store(Box::leak(Box::new(target)), Ordering::Release);
+        tracing_core::callsite::rebuild_interest_cache();
+    }
+
+    #[inline(always)]
+    fn target(&self) -> &'static (dyn Subscriber + Send + Sync) {
+        // SAFETY: `target` always points at a leaked, never-freed reference.
+        unsafe { *self.target.load(Ordering::Acquire) }
+    }
+}
+
+struct SwitchRef(&'static Switch);
+
+impl Subscriber for SwitchRef {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing_core::Interest {
+        tracing_core::Interest::sometimes() // ask `enabled` each time: the target changes
+    }
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        self.0.target().enabled(m)
+    }
+    fn new_span(&self, a: &Attributes<'_>) -> Id {
+        self.0.target().new_span(a)
+    }
+    fn record(&self, id: &Id, v: &tracing::span::Record<'_>) {
+        self.0.target().record(id, v)
+    }
+    fn record_follows_from(&self, id: &Id, f: &Id) {
+        self.0.target().record_follows_from(id, f)
+    }
+    fn event(&self, e: &tracing::Event<'_>) {
+        self.0.target().event(e)
+    }
+    fn enter(&self, id: &Id) {
+        self.0.target().enter(id)
+    }
+    fn exit(&self, id: &Id) {
+        self.0.target().exit(id)
+    }
+    fn clone_span(&self, id: &Id) -> Id {
+        self.0.target().clone_span(id)
+    }
+    fn try_close(&self, id: Id) -> bool {
+        self.0.target().try_close(id)
+    }
+    fn current_span(&self) -> tracing_core::span::Current {
+        self.0.target().current_span()
+    }
+}
+
+/// The measured unit: one child span lifecycle inside the entered parent.
+#[inline(always)]
+fn lifecycle(i: u64) {
+    let span = info_span!("child", step = i, phase = "forward");
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/1-thread");
+    for (name, subscriber) in subscribers() {
+        group.bench_function(name, |b| {
+            Switch::route_to(subscriber);
+            let _parent = info_span!("parent").entered();
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                lifecycle(i)
+            });
+        });
+    }
+    group.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/2-threads");
+    for (name, subscriber) in subscribers() {
+        bench_threads(&mut group, name, subscriber, 2);
+    }
+    group.finish();
+}
+
+/// Time for each of `threads` threads to run `iters` lifecycles at once: the
+/// per-lifecycle latency under contention.
+fn bench_threads(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    subscriber: &'static (dyn Subscriber + Send + Sync),
+    threads: usize,
+) {
+    group.bench_function(name, |b| {
+        Switch::route_to(subscriber);
+        b.iter_custom(|iters| {
+            let barrier = Barrier::new(threads + 1);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        let _parent = info_span!("parent").entered();
+                        barrier.wait();
+                        for i in 0..iters {
+                            lifecycle(i);
+                        }
+                        barrier.wait();
+                    });
+                }
+                barrier.wait();
+                let start = Instant::now();
+                barrier.wait();
+                start.elapsed()
+            })
+        })
+    });
+}
+
+/// Time for `threads` threads to each run `n` lifecycles under `subscriber`.
+fn burst(subscriber: &'static (dyn Subscriber + Send + Sync), threads: usize, n: u64) -> Duration {
+    Switch::route_to(subscriber);
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let _parent = info_span!("parent").entered();
+                barrier.wait();
+                for i in 0..n {
+                    lifecycle(i);
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+/// The ratios that criterion's one-after-another runs cannot give on a shared machine:
+/// each round times every variant back to back (in rotating order) and takes each
+/// one's ratio to the baseline *within the round*, so load that comes and goes hits
+/// both sides of a ratio. Prints the median and quartiles over the rounds.
+fn interleaved_ratios() {
+    const ROUNDS: usize = 41;
+    const LIFECYCLES: u64 = 100_000;
+    let variants = subscribers();
+    let baseline = variants
+        .iter()
+        .position(|(name, _)| *name == "registry_empty_layer")
+        .unwrap();
+    for threads in [1, 2] {
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for round in 0..ROUNDS {
+            let mut times = vec![Duration::ZERO; variants.len()];
+            for k in 0..variants.len() {
+                let v = (round + k) % variants.len();
+                times[v] = burst(variants[v].1, threads, LIFECYCLES);
+            }
+            for v in 0..variants.len() {
+                ratios[v].push(times[v].as_secs_f64() / times[baseline].as_secs_f64());
+            }
+        }
+        println!("interleaved: {threads} thread(s), {ROUNDS} rounds of {LIFECYCLES} lifecycles per thread, ratio to registry_empty_layer in the same round");
+        for (v, (name, _)) in variants.iter().enumerate() {
+            let r = &mut ratios[v];
+            r.sort_by(f64::total_cmp);
+            let q = |p: f64| r[((r.len() - 1) as f64 * p).round() as usize];
+            println!(
+                "  {name:24} median {:5.2}x   (quartiles {:.2}x .. {:.2}x)",
+                q(0.5),
+                q(0.25),
+                q(0.75)
+            );
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(2));
+    targets = single_thread, two_threads
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once
+    // as a smoke test and skips this.
+    if std::env::args().any(|a| a == "--bench") {
+        interleaved_ratios();
+    }
+}

@@ -1,0 +1,180 @@
+//! [`SpanLab::builder`]: the layer and its guard, configured.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{self, ReportTarget, Settings};
+use crate::guard::{print_stderr, Emitter, Guard};
+use crate::layer::SpanLabLayer;
+use crate::profile::{Profile, ProfileData};
+
+/// Entry point for configuring spanlab: `SpanLab::builder()`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SpanLab;
+
+impl SpanLab {
+    /// A builder with the defaults: text report to stderr, no files, environment read.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+/// Configures the layer and its report. Every setting has a default; `SPANLAB_*`
+/// environment variables override the builder (see [`crate::config`]).
+///
+/// Compose your own subscriber with [`Builder::build`]:
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let (spanlab_layer, guard) = spanlab::SpanLab::builder()
+///     .report_to(spanlab::ReportTarget::Off)
+///     .report_json(std::env::temp_dir().join("spanlab-doc-report.json"))
+///     .build();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(spanlab_layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _span = tracing::info_span!("train").entered();
+/// });
+/// drop(guard); // writes the JSON report
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Builder {
+    settings: Settings,
+    report_on_signal: bool,
+}
+
+impl Builder {
+    /// Where the text report goes (default [`ReportTarget::Stderr`]; `SPANLAB_REPORT`).
+    pub fn report_to(mut self, target: ReportTarget) -> Self {
+        self.settings.text = Some(target);
+        self
+    }
+
+    /// Also write the JSON report to this file (`SPANLAB_REPORT_JSON`).
+    pub fn report_json(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.json = Some(path.into());
+        self
+    }
+
+    /// Also write folded stacks (flame graph input) to this file (`SPANLAB_REPORT_FOLDED`).
+    pub fn report_folded(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.folded = Some(path.into());
+        self
+    }
+
+    /// Ignore `SPANLAB_*` variables: only the builder's settings apply.
+    pub fn ignore_env(mut self) -> Self {
+        self.settings.ignore_env = true;
+        self
+    }
+
+    /// Write the report on SIGINT/SIGTERM too, then end the process as the signal
+    /// would have (default off; Unix with the `signals` feature).
+    pub fn report_on_signal(mut self, on: bool) -> Self {
+        self.report_on_signal = on;
+        self
+    }
+
+    /// The layer, to compose into your own subscriber, and the guard that writes the
+    /// report when dropped. Rejected settings are printed once on stderr.
+    pub fn build(self) -> (SpanLabLayer, Guard) {
+        let (layer, guard) = self.build_unarmed();
+        (layer, guard.arm())
+    }
+
+    fn build_unarmed(self) -> (SpanLabLayer, UnarmedGuard) {
+        let (outputs, errors) = config::resolve(&self.settings, &|name| std::env::var(name).ok());
+        for e in &errors {
+            print_stderr(&format!("spanlab: ignoring {e}\n"));
+        }
+        let data = Arc::new(ProfileData::new());
+        let emitter = Arc::new(Emitter::new(
+            Profile::from_data(data.clone()),
+            outputs,
+            errors,
+        ));
+        (
+            SpanLabLayer::new(data),
+            UnarmedGuard {
+                emitter,
+                report_on_signal: self.report_on_signal,
+            },
+        )
+    }
+
+    /// Installs a global subscriber — the registry, an `EnvFilter` when `RUST_LOG` is
+    /// set (feature `env-filter`), and the spanlab layer — and returns the guard.
+    ///
+    /// Fails if a global subscriber is already installed; nothing is reported then.
+    pub fn try_init(self) -> Result<Guard, InitError> {
+        use tracing_subscriber::prelude::*;
+        let (layer, unarmed) = self.build_unarmed();
+        let subscriber = tracing_subscriber::registry()
+            .with(env_filter())
+            .with(layer);
+        match tracing::subscriber::set_global_default(subscriber) {
+            Ok(()) => Ok(unarmed.arm()),
+            Err(e) => {
+                unarmed.emitter.disarm();
+                Err(InitError(e.to_string()))
+            }
+        }
+    }
+
+    /// [`Builder::try_init`], panicking if a global subscriber is already installed
+    /// (as `tracing_subscriber::fmt().init()` does).
+    ///
+    /// # Panics
+    /// When a global subscriber was already set.
+    pub fn init(self) -> Guard {
+        self.try_init().unwrap_or_else(|e| panic!("spanlab: {e}"))
+    }
+}
+
+/// A guard whose report and signal handling are not live yet.
+struct UnarmedGuard {
+    emitter: Arc<Emitter>,
+    report_on_signal: bool,
+}
+
+impl UnarmedGuard {
+    fn arm(self) -> Guard {
+        Guard::new(self.emitter, self.report_on_signal)
+    }
+}
+
+#[cfg(feature = "env-filter")]
+fn env_filter() -> Option<tracing_subscriber::EnvFilter> {
+    let value = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    match tracing_subscriber::EnvFilter::try_new(&value) {
+        Ok(filter) => Some(filter),
+        Err(e) => {
+            print_stderr(&format!(
+                "spanlab: ignoring RUST_LOG={value:?}: {e}; no filter applied\n"
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "env-filter"))]
+fn env_filter() -> Option<tracing_subscriber::layer::Identity> {
+    None
+}
+
+/// Installing the global subscriber failed (one was already installed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(String);
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot install the global subscriber: {}", self.0)
+    }
+}
+
+impl std::error::Error for InitError {}

@@ -1,0 +1,318 @@
+//! Configuration: builder settings, overridden by `SPANLAB_*` environment variables.
+//!
+//! The builder sets a program's defaults; the environment overrides them, so one run
+//! can be redirected without recompiling (`SPANLAB_REPORT=off cargo run ...`). An empty
+//! variable counts as unset. [`Builder::ignore_env`](crate::Builder::ignore_env)
+//! turns the environment off.
+//!
+//! | variable | values | default |
+//! |---|---|---|
+//! | `SPANLAB_REPORT` | `stderr`, `stdout`, `off`, or a file path | `stderr` |
+//! | `SPANLAB_REPORT_JSON` | a file path | none |
+//! | `SPANLAB_REPORT_FOLDED` | a file path | none |
+//!
+//! A bad value never stops the program: it is reported once on stderr as a
+//! [`ConfigError`] naming the variable and what it accepts, listed in the report's
+//! warnings, and that one output is turned off.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the text report goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ReportTarget {
+    /// Standard error (the default).
+    #[default]
+    Stderr,
+    /// Standard output.
+    Stdout,
+    /// Nowhere.
+    Off,
+    /// A file, written atomically (temporary file, then rename).
+    File(PathBuf),
+}
+
+impl ReportTarget {
+    /// Parses a `SPANLAB_REPORT` value: a keyword, or a path. A path must contain a `/`
+    /// or a `.` so that a misspelt keyword (`stdrr`) is an error, not a file.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "stderr" => Ok(ReportTarget::Stderr),
+            "stdout" => Ok(ReportTarget::Stdout),
+            "off" => Ok(ReportTarget::Off),
+            v if v.contains(['/', '.', '\\']) => Ok(ReportTarget::File(PathBuf::from(v))),
+            _ => Err(
+                "expected `stderr`, `stdout`, `off`, or a file path (containing `/` or `.`)".into(),
+            ),
+        }
+    }
+}
+
+/// A configuration value that was rejected; the program runs on without that setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    source: String,
+    value: String,
+    problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        source: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            source: source.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The environment variable (`SPANLAB_REPORT_JSON`) or builder method that was set.
+    pub fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    /// The rejected value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.source, self.value, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A file output and the setting it came from (for messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileOutput {
+    pub(crate) path: PathBuf,
+    pub(crate) source: &'static str,
+}
+
+/// What the builder was told, before the environment is applied.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) text: Option<ReportTarget>,
+    pub(crate) json: Option<PathBuf>,
+    pub(crate) folded: Option<PathBuf>,
+    pub(crate) ignore_env: bool,
+}
+
+/// Where the reports go, resolved and checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Outputs {
+    pub(crate) text: ReportTarget,
+    pub(crate) text_source: &'static str,
+    pub(crate) json: Option<FileOutput>,
+    pub(crate) folded: Option<FileOutput>,
+}
+
+/// Applies the environment (read through `env`) over the builder's settings and checks
+/// every path. Rejected values are returned as errors and left out of the outputs.
+pub(crate) fn resolve(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Outputs, Vec<ConfigError>) {
+    let env = |name: &str| {
+        if settings.ignore_env {
+            None
+        } else {
+            env(name).filter(|v| !v.trim().is_empty())
+        }
+    };
+    let mut errors = Vec::new();
+    let mut outputs = Outputs {
+        text_source: "Builder::report_to",
+        ..Outputs::default()
+    };
+
+    if let Some(t) = &settings.text {
+        outputs.text = t.clone();
+    }
+    if let Some(value) = env("SPANLAB_REPORT") {
+        match ReportTarget::parse(&value) {
+            Ok(t) => {
+                outputs.text = t;
+                outputs.text_source = "SPANLAB_REPORT";
+            }
+            Err(problem) => errors.push(ConfigError::new("SPANLAB_REPORT", value, problem)),
+        }
+    }
+    if let ReportTarget::File(path) = &outputs.text {
+        if let Err(problem) = check_file_path(path) {
+            errors.push(ConfigError::new(
+                outputs.text_source,
+                path.display().to_string(),
+                problem,
+            ));
+            outputs.text = ReportTarget::Stderr;
+        }
+    }
+
+    let mut file = |builder: &Option<PathBuf>, method: &'static str, var: &'static str| {
+        let (path, source) = match env(var) {
+            Some(v) => (PathBuf::from(v.trim()), var),
+            None => (builder.clone()?, method),
+        };
+        match check_file_path(&path) {
+            Ok(()) => Some(FileOutput { path, source }),
+            Err(problem) => {
+                errors.push(ConfigError::new(
+                    source,
+                    path.display().to_string(),
+                    problem,
+                ));
+                None
+            }
+        }
+    };
+    outputs.json = file(
+        &settings.json,
+        "Builder::report_json",
+        "SPANLAB_REPORT_JSON",
+    );
+    outputs.folded = file(
+        &settings.folded,
+        "Builder::report_folded",
+        "SPANLAB_REPORT_FOLDED",
+    );
+    (outputs, errors)
+}
+
+/// A report file's directory must exist and the path must not be a directory.
+fn check_file_path(path: &Path) -> Result<(), String> {
+    if path.file_name().is_none() || path.is_dir() {
+        return Err("expected a file path, got a directory".into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "directory {} does not exist; expected a file path in an existing directory",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_to_stderr_only() {
+        let (out, errors) = resolve(&Settings::default(), &env_of(&[]));
+        assert_eq!(out.text, ReportTarget::Stderr);
+        assert_eq!((out.json, out.folded), (None, None));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_builder() {
+        let dir = std::env::temp_dir();
+        let json = dir.join("r.json").display().to_string();
+        let settings = Settings {
+            text: Some(ReportTarget::Off),
+            json: Some(dir.join("b.json")),
+            ..Default::default()
+        };
+        let vars = [
+            ("SPANLAB_REPORT", "stdout"),
+            ("SPANLAB_REPORT_JSON", json.as_str()),
+        ];
+        let (out, errors) = resolve(&settings, &env_of(&vars));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(out.text, ReportTarget::Stdout);
+        assert_eq!(
+            out.json.unwrap(),
+            FileOutput {
+                path: json.clone().into(),
+                source: "SPANLAB_REPORT_JSON"
+            }
+        );
+        // ...unless the environment is ignored.
+        let settings = Settings {
+            ignore_env: true,
+            ..settings
+        };
+        assert_eq!(resolve(&settings, &env_of(&vars)).0.text, ReportTarget::Off);
+    }
+
+    #[test]
+    fn unknown_keyword_names_the_variable_and_what_it_accepts() {
+        let (out, errors) = resolve(
+            &Settings::default(),
+            &env_of(&[("SPANLAB_REPORT", "stdrr")]),
+        );
+        assert_eq!(out.text, ReportTarget::Stderr);
+        let msg = errors[0].to_string();
+        assert!(
+            msg.starts_with("SPANLAB_REPORT=\"stdrr\": expected `stderr`, `stdout`, `off`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_directory_disables_only_that_output() {
+        let (out, errors) = resolve(
+            &Settings::default(),
+            &env_of(&[
+                ("SPANLAB_REPORT_JSON", "/no/such/dir/r.json"),
+                ("SPANLAB_REPORT_FOLDED", "/tmp/spanlab.folded"),
+            ]),
+        );
+        assert_eq!(out.json, None);
+        assert_eq!(
+            out.folded.unwrap().path,
+            PathBuf::from("/tmp/spanlab.folded")
+        );
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].source_name(), "SPANLAB_REPORT_JSON");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("directory /no/such/dir does not exist"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn a_directory_is_not_a_report_file() {
+        let (_, errors) = resolve(
+            &Settings::default(),
+            &env_of(&[("SPANLAB_REPORT", "/tmp/")]),
+        );
+        assert!(
+            errors[0].to_string().contains("got a directory"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let (out, errors) = resolve(
+            &Settings::default(),
+            &env_of(&[("SPANLAB_REPORT", " "), ("SPANLAB_REPORT_JSON", "")]),
+        );
+        assert!(errors.is_empty());
+        assert_eq!((out.text, out.json), (ReportTarget::Stderr, None));
+    }
+}

@@ -1,0 +1,212 @@
+//! The `tracing_subscriber::Layer`: turns span callbacks into per-path statistics.
+//!
+//! This module only dispatches; what is measured and how it is aggregated lives in
+//! [`crate::stats`] and [`crate::paths`].
+//!
+//! # Where the time goes
+//!
+//! * `on_new_span`: intern the path (a thread-local hash lookup) and store the span's
+//!   state in this thread's table ([`crate::spans`]): no registry lookup.
+//! * `on_enter`: one clock read, pushed onto this thread's stack of entered spans. No
+//!   span lookup.
+//! * `on_exit`: one clock read; the interval is added to the span's state and, as child
+//!   time, to the enclosing entered span's frame (self time needs no parent lookup).
+//!   The state is found in this thread's table unless the span moved (see [`crate::spans`]).
+//! * `on_close`: turn the state into a [`CallSample`] and record it in this thread's
+//!   slot for the path: plain stores, no lock, no allocation after warm-up.
+//!
+//! # What a "call" measures
+//!
+//! `wall` runs from a span's first enter to its last exit: for a span entered once (a
+//! `with` block, a synchronous `#[instrument]` function) that is its duration; for an
+//! async span entered on every poll it is the time from first poll to completion, of
+//! which `busy` is the time actually entered and `idle` the rest. `self` is `busy` minus
+//! the time spent in spans entered inside it on the same thread. A span that is closed
+//! without ever being entered is counted, not timed.
+
+use std::sync::Arc;
+
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::profile::{Profile, ProfileData};
+use crate::spans::{Frame, SpanState, UNRESOLVED};
+use crate::stats::CallSample;
+
+/// The spanlab layer. Build it with [`crate::SpanLab::builder`]; read what it measured
+/// through [`SpanLabLayer::profile`] or the [`crate::Guard`] built with it.
+pub struct SpanLabLayer {
+    data: Arc<ProfileData>,
+}
+
+impl std::fmt::Debug for SpanLabLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanLabLayer").finish_non_exhaustive()
+    }
+}
+
+impl SpanLabLayer {
+    pub(crate) fn new(data: Arc<ProfileData>) -> Self {
+        SpanLabLayer { data }
+    }
+
+    /// A live handle on the statistics this layer collects.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// let (layer, _guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+    /// let profile = layer.profile();
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info_span!("step").in_scope(|| std::hint::black_box(2 + 2));
+    /// });
+    /// assert_eq!(profile.get("step").unwrap().calls, 1);
+    /// ```
+    pub fn profile(&self) -> Profile {
+        Profile::from_data(self.data.clone())
+    }
+
+    /// The path of any span: this thread's own, or elsewhere.
+    fn path_of<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<crate::paths::PathId>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self.data.threads.owned().path(id.into_u64()) {
+            Some(path) => Some(path),
+            None => self.data.threads.path_elsewhere(id, ctx),
+        }
+    }
+
+    /// Runs `f` on this thread's part of a span: in its own table, or the extension.
+    fn update<S>(&self, id: &Id, ctx: &Context<'_, S>, f: impl Fn(&mut SpanState))
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.data.threads.owned().update(id, &f).is_none() {
+            self.data.threads.update_elsewhere(id, ctx, &f);
+        }
+    }
+}
+
+impl<S> Layer<S> for SpanLabLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let paths = &self.data.paths;
+        let mut owned = self.data.threads.owned();
+        // Fast path: the contextual parent is on top of this thread's stack and owned
+        // by this thread. No lock, no registry lookup.
+        let parent = match attrs.is_contextual().then(|| owned.top_path()).flatten() {
+            Some(Ok(parent)) => Some(parent),
+            // Slow paths: the top span is owned elsewhere; or the parent is explicit, or
+            // nothing is entered here (a root, or a parent entered on another thread).
+            Some(Err(top)) => self.data.threads.path_elsewhere(&Id::from_u64(top), &ctx),
+            None => ctx
+                .span(id)
+                .and_then(|span| span.parent())
+                .and_then(|p| self.path_of(&p.id(), &ctx)),
+        };
+        let path = paths.intern(&mut owned.private.paths, parent, attrs.metadata());
+        owned.insert(id, SpanState::new(path), &ctx);
+    }
+
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        let key = id.into_u64();
+        let now = self.data.clock.raw();
+        let frames = &mut self.data.threads.owned().private.frames;
+        let duplicate = frames.iter().any(|f| f.id == key);
+        frames.push(Frame {
+            id: key,
+            path: UNRESOLVED,
+            enter: now,
+            child_ticks: 0,
+            duplicate,
+        });
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let now = self.data.clock.raw();
+        let key = id.into_u64();
+        let mut owned = self.data.threads.owned();
+        let frames = &mut owned.private.frames;
+        let Some(pos) = frames.iter().rposition(|f| f.id == key) else {
+            return;
+        };
+        let frame = if pos + 1 == frames.len() {
+            frames.pop().expect("non-empty")
+        } else {
+            frames.remove(pos)
+        };
+        if frame.duplicate {
+            return;
+        }
+        if let Some(enclosing) = pos.checked_sub(1).map(|i| &mut frames[i]) {
+            enclosing.child_ticks += now.saturating_sub(frame.enter);
+        }
+        let panicking = std::thread::panicking();
+        if !owned.add_interval(id, frame.enter, now, frame.child_ticks, panicking) {
+            let add = |state: &mut SpanState| {
+                state.add_interval(frame.enter, now, frame.child_ticks, panicking)
+            };
+            self.data.threads.update_elsewhere(id, &ctx, add);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() != Level::ERROR {
+            return;
+        }
+        let id = if event.is_contextual() {
+            self.data
+                .threads
+                .owned()
+                .private
+                .frames
+                .last()
+                .map(|f| Id::from_u64(f.id))
+        } else {
+            event.parent().cloned()
+        };
+        if let Some(id) = id {
+            self.update(&id, &ctx, |state| {
+                state.errors = state.errors.saturating_add(1)
+            });
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let mut owned = self.data.threads.owned();
+        let state = match owned.take(id.into_u64()) {
+            Ok((state, false)) => state,
+            Ok((state, true)) => match self.data.threads.take_elsewhere(&id, &ctx, Some(state)) {
+                Some(state) => state,
+                None => return,
+            },
+            Err(()) => match self.data.threads.take_elsewhere(&id, &ctx, None) {
+                Some(state) => state,
+                None => return,
+            },
+        };
+        let stats = &owned.state.slots_stats;
+        if !state.entered {
+            stats.record_never_entered();
+            return;
+        }
+        stats.record(
+            state.path,
+            &CallSample {
+                wall: state.last_exit.saturating_sub(state.first_enter),
+                busy: state.busy_ticks,
+                self_time: state.busy_ticks.saturating_sub(state.child_ticks),
+                failed: state.errors > 0,
+                panicked: state.panicked || std::thread::panicking(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

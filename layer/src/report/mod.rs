@@ -1,0 +1,128 @@
+//! The end-of-run report: text for people, JSON and folded stacks for machines.
+//!
+//! A [`Report`] is a plain value built from a [`Profile`](crate::Profile) at one moment.
+//! The [`Guard`](crate::Guard) builds one when it is dropped (also while `main` unwinds
+//! from a panic, and on SIGINT/SIGTERM when asked) and writes it where the
+//! configuration says; a program can also build one at any time and render it itself.
+//!
+//! | format | method | made for |
+//! |---|---|---|
+//! | text | [`Report::to_text`] (and `Display`) | a terminal: tree-ordered, aligned, human units |
+//! | JSON | [`Report::to_json`] | scripts and diffing runs; schema in [`json`] |
+//! | folded stacks | [`Report::to_folded`] | `inferno-flamegraph` / `flamegraph.pl`, self time as weight |
+
+mod files;
+pub mod json;
+mod text;
+
+use std::time::Duration;
+
+pub(crate) use files::write_atomically;
+
+use crate::stats::PathStats;
+
+/// Everything measured up to one moment, ready to render.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Time from building the layer to making this report.
+    pub elapsed: Duration,
+    /// Per-path statistics in tree order (see [`Profile::paths`](crate::Profile::paths)).
+    pub paths: Vec<PathStats>,
+    /// Spans closed without ever being entered (counted, not timed).
+    pub spans_never_entered: u64,
+    /// Problems the run should know about (bad configuration values, unwritable files).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub(crate) fn new(elapsed: Duration, paths: Vec<PathStats>, spans_never_entered: u64) -> Self {
+        Report {
+            elapsed,
+            paths,
+            spans_never_entered,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The human-readable report: one aligned row per path, in tree order.
+    ///
+    /// ```text
+    /// spanlab report: 5 paths, 4,100 calls, 2.48 s elapsed
+    /// path                   calls     total      mean       std       min       p50       p95       p99       max      self  err  panic
+    /// epoch                    100    2.47 s   24.7 ms   1.02 ms   23.1 ms   24.5 ms   26.8 ms   28.0 ms   28.3 ms   402 µs    0      0
+    /// epoch > forward          800    1.01 s   1.26 ms   88.4 µs   1.12 ms   1.25 ms   1.41 ms   1.50 ms   1.61 ms   1.01 s    0      0
+    /// ```
+    pub fn to_text(&self) -> String {
+        text::render(self)
+    }
+
+    /// The report as JSON (pretty-printed), in the schema documented in [`json`].
+    pub fn to_json(&self) -> String {
+        json::render(self)
+    }
+
+    /// Folded stacks, one line per path with self time (ns) as the weight:
+    /// `epoch;forward 1012345678`. Feed to `inferno-flamegraph` for a flame graph.
+    pub fn to_folded(&self) -> String {
+        let mut out = String::new();
+        for p in self.paths.iter().filter(|p| !p.self_time.is_zero()) {
+            let frames: Vec<String> = p.path.iter().map(|n| sanitize_frame(n)).collect();
+            out.push_str(&frames.join(";"));
+            out.push(' ');
+            out.push_str(&p.self_time.as_nanos().to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// Folded-stack frames may not contain `;` (frame separator) or line breaks.
+fn sanitize_frame(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == ';' || c.is_control() { '_' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_report() -> Report {
+        let stats = |path: Vec<&'static str>, calls: u64, total_ms: u64, self_ms: u64| {
+            let mut a = crate::stats::Aggregate::default();
+            for i in 0..calls {
+                let ns = total_ms * 1_000_000 / calls + i;
+                a.calls += 1;
+                a.min = a.min.min(ns);
+                a.max = a.max.max(ns);
+                a.moments.push(ns);
+                a.busy += ns;
+                a.hist[crate::stats::histogram_index(ns)] += 1;
+            }
+            a.self_time = self_ms * 1_000_000;
+            PathStats::from_aggregate(path, &a, crate::stats::TickScale(1.0))
+        };
+        Report::new(
+            Duration::from_millis(1500),
+            vec![
+                stats(vec!["epoch"], 10, 1200, 100),
+                stats(vec!["epoch", "forward;odd"], 80, 700, 700),
+                stats(vec!["epoch", "backward"], 80, 400, 0),
+            ],
+            2,
+        )
+    }
+
+    #[test]
+    fn folded_uses_self_time_and_skips_zero_weights() {
+        let folded = sample_report().to_folded();
+        assert_eq!(folded, "epoch 100000000\nepoch;forward_odd 700000000\n");
+    }
+}

@@ -1,0 +1,197 @@
+//! The text report: tree-ordered rows, right-aligned columns, human units.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::Report;
+use crate::stats::QUANTILE_RELATIVE_ERROR;
+
+pub(super) fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let calls: u64 = r.paths.iter().map(|p| p.calls).sum();
+    let _ = writeln!(
+        out,
+        "spanlab report: {} paths, {} calls, {} elapsed",
+        r.paths.len(),
+        thousands(calls),
+        human(r.elapsed)
+    );
+    if r.paths.is_empty() {
+        out.push_str("(no spans were recorded)\n");
+    }
+    let show_idle = r.paths.iter().any(|p| !p.idle.is_zero());
+    let mut header: Vec<&str> = vec![
+        "calls", "total", "mean", "std", "min", "p50", "p95", "p99", "max", "self",
+    ];
+    if show_idle {
+        header.push("idle");
+    }
+    header.extend(["err", "panic"]);
+
+    let rows: Vec<(String, Vec<String>)> = r
+        .paths
+        .iter()
+        .map(|p| {
+            let mut cells = vec![thousands(p.calls)];
+            cells.extend(
+                [
+                    p.total,
+                    p.mean,
+                    p.std,
+                    p.min,
+                    p.p50,
+                    p.p95,
+                    p.p99,
+                    p.max,
+                    p.self_time,
+                ]
+                .map(human),
+            );
+            if show_idle {
+                cells.push(human(p.idle));
+            }
+            cells.push(p.errors.to_string());
+            cells.push(p.panics.to_string());
+            (p.path_string(), cells)
+        })
+        .collect();
+
+    if !rows.is_empty() {
+        let path_width = rows
+            .iter()
+            .map(|(p, _)| p.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|(_, cells)| cells[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .max(header[c].len())
+            })
+            .collect();
+        let _ = write!(out, "{:<path_width$}", "path");
+        for (h, w) in header.iter().zip(&widths) {
+            let _ = write!(out, "  {h:>w$}");
+        }
+        out.push('\n');
+        for (path, cells) in &rows {
+            let _ = write!(out, "{path:<path_width$}");
+            for (cell, w) in cells.iter().zip(&widths) {
+                let _ = write!(out, "  {cell:>w$}");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "(quantiles within {:.1}%; self = time entered minus time in child spans)",
+            QUANTILE_RELATIVE_ERROR * 100.0
+        );
+    }
+    if r.spans_never_entered > 0 {
+        let _ = writeln!(
+            out,
+            "{} spans were closed without being entered (not timed)",
+            r.spans_never_entered
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// A duration with three significant digits and a unit: `812 ns`, `12.3 µs`, `4.56 ms`,
+/// `1.23 s`, `2m05s`, `1h02m`.
+pub(crate) fn human(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let secs = d.as_secs();
+    if ns < 1_000 {
+        return format!("{ns} ns");
+    }
+    if secs >= 3600 {
+        return format!("{}h{:02}m", secs / 3600, secs % 3600 / 60);
+    }
+    if secs >= 60 {
+        return format!("{}m{:02}s", secs / 60, secs % 60);
+    }
+    let (value, unit) = match ns {
+        n if n < 1_000_000 => (n as f64 / 1e3, "µs"),
+        n if n < 1_000_000_000 => (n as f64 / 1e6, "ms"),
+        n => (n as f64 / 1e9, "s"),
+    };
+    let decimals = if value < 9.995 {
+        2
+    } else if value < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        let cases = [
+            (0, "0 ns"),
+            (812, "812 ns"),
+            (12_345, "12.3 µs"),
+            (4_561_000, "4.56 ms"),
+            (999_999_999, "1000 ms"),
+            (1_234_000_000, "1.23 s"),
+            (125_000_000_000, "2m05s"),
+            (3_725_000_000_000, "1h02m"),
+        ];
+        for (ns, want) in cases {
+            assert_eq!(human(Duration::from_nanos(ns)), want, "{ns} ns");
+        }
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn columns_align_and_rows_follow_tree_order() {
+        let text = crate::report::tests::sample_report().to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("spanlab report: 3 paths, 170 calls, 1.50 s elapsed"),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("path "));
+        assert!(lines[2].starts_with("epoch "));
+        assert!(lines[3].starts_with("epoch > forward;odd "));
+        assert!(lines[4].starts_with("epoch > backward "));
+        // Every row is as wide as the header: the columns line up.
+        let width = lines[1].chars().count();
+        assert!(
+            lines[2..5].iter().all(|l| l.chars().count() == width),
+            "{text}"
+        );
+        assert!(text.contains("2 spans were closed without being entered"));
+    }
+}

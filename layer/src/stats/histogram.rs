@@ -1,0 +1,151 @@
+//! A fixed-size log-linear histogram of durations in clock ticks.
+//!
+//! Every span path keeps one of these per thread, so its size is fixed and small, and
+//! recording is one index computation and one counter bump. Quantiles (p50/p95/p99)
+//! are read from the merged buckets.
+//!
+//! # Layout and invariants
+//!
+//! With `SUB_BITS = 4` (`SUB = 16` sub-buckets per power of two):
+//!
+//! * values `v < SUB` have a bucket each: `index(v) = v` (exact);
+//! * a value `v ≥ SUB` with `e = floor(log2 v)` falls in octave `[2^e, 2^(e+1))`, cut into
+//!   `SUB` equal sub-buckets of width `2^(e - SUB_BITS)`:
+//!   `index(v) = (e - SUB_BITS + 1) * SUB + (v >> (e - SUB_BITS)) - SUB`.
+//!
+//! Indices are contiguous and increase with `v`. A bucket's width is at most
+//! `1/SUB` of its lower bound, so the bucket's midpoint is within `1/(2*SUB)` =
+//! **3.125 %** of any value in it. That is the relative error of every quantile this
+//! module reports (before clamping to the exact min/max, which only reduces it).
+//!
+//! Values are clamped to `MAX_TRACKABLE` = 2^48 − 1 ticks (26 hours at a 3 GHz TSC, 78
+//! hours where ticks are nanoseconds); longer spans land in the last bucket, and the
+//! exact maximum is kept separately by the caller. The bucket layout is relative, so
+//! converting ticks to nanoseconds keeps every error bound.
+//! 720 buckets of `u64`: 5.6 KiB per path per thread.
+
+/// log2 of the number of sub-buckets per power of two.
+pub(crate) const SUB_BITS: u32 = 4;
+/// Sub-buckets per power of two.
+const SUB: u64 = 1 << SUB_BITS;
+/// The largest value with a bucket of its own; larger values are clamped to it.
+pub(crate) const MAX_TRACKABLE: u64 = (1 << 48) - 1;
+/// Number of buckets: `index(MAX_TRACKABLE) + 1`.
+pub(crate) const BUCKETS: usize = ((48 - SUB_BITS as usize) * SUB as usize) + SUB as usize;
+
+/// The largest relative error of a reported quantile, as a fraction (0.03125).
+pub const QUANTILE_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
+
+/// The bucket that holds `v` (clamped to [`MAX_TRACKABLE`]).
+#[inline]
+pub(crate) fn index(v: u64) -> usize {
+    let v = v.min(MAX_TRACKABLE);
+    if v < SUB {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros(); // floor(log2 v) >= SUB_BITS
+    let shift = e - SUB_BITS;
+    ((e - SUB_BITS + 1) as u64 * SUB + (v >> shift) - SUB) as usize
+}
+
+/// The smallest value of bucket `i`.
+pub(crate) fn lower_bound(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        return i;
+    }
+    let octave = i / SUB - 1; // e - SUB_BITS
+    let sub = i % SUB + SUB; // the top SUB_BITS+1 bits of the value
+    sub << octave
+}
+
+/// The number of distinct values in bucket `i`.
+pub(crate) fn width(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        1
+    } else {
+        1 << (i / SUB - 1)
+    }
+}
+
+/// The value reported for bucket `i`: its midpoint, within [`QUANTILE_RELATIVE_ERROR`]
+/// of every value in the bucket.
+pub(crate) fn midpoint(i: usize) -> u64 {
+    lower_bound(i) + (width(i) - 1) / 2
+}
+
+/// The nearest-rank `q`-quantile (0 < q ≤ 1) of the values counted in `counts`, as a
+/// bucket midpoint clamped to `[min, max]`. `total` is the sum of `counts` (> 0).
+pub(crate) fn quantile(counts: &[u64], total: u64, q: f64, min: u64, max: u64) -> u64 {
+    debug_assert!(total > 0 && q > 0.0 && q <= 1.0);
+    // Nearest rank: the smallest value with at least ceil(q * n) values at or below it.
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return midpoint(i).clamp(min, max);
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_cover_their_values() {
+        assert_eq!(index(MAX_TRACKABLE), BUCKETS - 1);
+        assert_eq!(index(u64::MAX), BUCKETS - 1);
+        for i in 0..BUCKETS - 1 {
+            assert_eq!(
+                lower_bound(i) + width(i),
+                lower_bound(i + 1),
+                "gap after {i}"
+            );
+            assert_eq!(index(lower_bound(i)), i);
+            assert_eq!(index(lower_bound(i) + width(i) - 1), i);
+        }
+    }
+
+    #[test]
+    fn midpoint_is_within_the_stated_error_of_every_value_in_its_bucket() {
+        for i in 0..BUCKETS {
+            let (lo, hi) = (lower_bound(i), lower_bound(i) + width(i) - 1);
+            let mid = midpoint(i) as f64;
+            for v in [lo, hi] {
+                let err = (mid - v as f64).abs() / v.max(1) as f64;
+                assert!(
+                    err <= QUANTILE_RELATIVE_ERROR,
+                    "bucket {i} value {v}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_of_a_known_sample_are_within_error() {
+        // 1..=10_000 microseconds: nearest-rank quantiles are exactly q * 10_000 us.
+        let mut counts = vec![0u64; BUCKETS];
+        for us in 1..=10_000u64 {
+            counts[index(us * 1000)] += 1;
+        }
+        for (q, expected) in [(0.5, 5_000_000.0), (0.95, 9_500_000.0), (0.99, 9_900_000.0)] {
+            let got = quantile(&counts, 10_000, q, 1000, 10_000_000) as f64;
+            let err = (got - expected).abs() / expected;
+            assert!(
+                err <= QUANTILE_RELATIVE_ERROR,
+                "q={q}: got {got}, want {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles_are_clamped_to_the_exact_extremes() {
+        let mut counts = vec![0u64; BUCKETS];
+        counts[index(1_000_001)] = 3;
+        assert_eq!(quantile(&counts, 3, 0.5, 1_000_001, 1_000_001), 1_000_001);
+    }
+}
