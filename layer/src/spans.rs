@@ -364,13 +364,14 @@ impl Owned<'_> {
             let mut ext = span.extensions_mut();
             let mine = slot.load();
             let previous = ext.get_mut::<SpanState>().copied();
-            ext.insert(previous.map_or(mine, |p| p.merge(&mine)));
+            // `replace`, never `insert`: `insert` panics when a part is already there.
+            ext.replace(previous.map_or(mine, |p| p.merge(&mine)));
             if slot.id.compare_exchange(id, 0, AcqRel, Relaxed).is_err() {
                 // A closer on another thread took the part first: undo the copy.
                 match previous {
-                    Some(p) => drop(ext.insert(p)),
-                    None => drop(ext.remove::<SpanState>()),
-                }
+                    Some(p) => ext.replace(p),
+                    None => ext.remove::<SpanState>(),
+                };
             }
         } else {
             let _ = slot.id.compare_exchange(id, 0, AcqRel, Relaxed);
@@ -431,10 +432,8 @@ impl Threads {
             None => {
                 // First part here: its path comes from the owner's slot (rule 2).
                 let path = slot.map(|s| s.path.load(Relaxed))?;
-                let mut part = SpanState::new(path);
-                part.entered = false;
-                ext.insert(part);
-                ext.get_mut::<SpanState>().expect("just inserted")
+                ext.replace(SpanState::new(path));
+                ext.get_mut::<SpanState>()?
             }
         };
         Some(f(part))

@@ -265,7 +265,7 @@ impl std::fmt::Display for Diverged {
 
 #[instrument(err)]
 fn train_step(i: u32) -> Result<u32, Diverged> {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         Err(Diverged)
     } else {
         Ok(i)
@@ -369,4 +369,28 @@ fn a_span_created_on_one_thread_and_closed_on_another_moves_with_its_state() {
         (1, MS * 6, MS * 3, 1)
     );
     assert_eq!(profile.get("job > child").unwrap().total, MS * 3);
+}
+
+#[test]
+fn a_span_touched_elsewhere_then_evicted_keeps_every_part() {
+    // Thread B adds a part to the extension; then the owner evicts its own part into
+    // the same extension (the merge path); then the span closes on the owner.
+    let (layer, profile, clock) = mock_layer();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let shared = info_span!("shared");
+        shared.in_scope(|| clock.increment(MS));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tracing::dispatcher::with_default(&dispatch, || shared.in_scope(|| clock.increment(MS * 2)));
+            });
+        });
+        let crowd: Vec<_> = (0..2 * crate::spans::LOCAL_CAPACITY).map(|i| info_span!("crowd", i)).collect();
+        shared.in_scope(|| clock.increment(MS * 4));
+        drop(crowd);
+        drop(shared);
+    });
+    let s = profile.get("shared").unwrap();
+    assert_eq!((s.calls, s.busy, s.total), (1, MS * 7, MS * 7));
+    assert_eq!(profile.spans_never_entered(), 2 * crate::spans::LOCAL_CAPACITY as u64);
 }

@@ -1,0 +1,68 @@
+//! A small instrumented program for the end-to-end tests: `workload MODE`.
+//!
+//! * `normal`: 20 epochs of `epoch > forward / backward`, then a normal exit;
+//! * `panic`: the same, then `main` panics (the report must still come out);
+//! * `signal`: reports on SIGINT/SIGTERM, prints `ready`, then works until killed;
+//! * `error`: an `#[instrument(err)]` function that fails every third call.
+
+use std::io::Write;
+use std::time::Duration;
+
+use tracing::{info_span, instrument};
+
+#[instrument]
+fn forward(step: u64) -> u64 {
+    std::hint::black_box((0..1000).fold(step, |a, b| a.wrapping_mul(31).wrapping_add(b)))
+}
+
+#[instrument]
+fn backward(step: u64) {
+    std::thread::sleep(Duration::from_micros(50 + step % 3));
+}
+
+#[instrument(err)]
+fn validate(step: u64) -> Result<(), String> {
+    if step.is_multiple_of(3) {
+        Err(format!("step {step} diverged"))
+    } else {
+        Ok(())
+    }
+}
+
+fn epochs(n: u64) {
+    for epoch in 0..n {
+        let _epoch = info_span!("epoch", epoch).entered();
+        forward(epoch);
+        backward(epoch);
+    }
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "normal".into());
+    let guard = spanlab::SpanLab::builder().report_on_signal(mode == "signal").init();
+    match mode.as_str() {
+        "normal" => epochs(20),
+        "panic" => {
+            epochs(20);
+            panic!("diverged after 20 epochs");
+        }
+        "error" => {
+            for step in 0..9 {
+                let _ = validate(step);
+            }
+        }
+        "signal" => {
+            epochs(5);
+            println!("ready");
+            std::io::stdout().flush().unwrap();
+            loop {
+                epochs(1);
+            }
+        }
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+    drop(guard);
+}

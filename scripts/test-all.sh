@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test spanlab has, on a fresh clone: the README's test command.
+#
+#   bash scripts/test-all.sh
+#
+# Installs nothing beyond the Rust crates cargo fetches itself (later parts that need
+# more, such as the Phoenix OTLP receiver, install it from here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== unit, integration and doc tests (the benchmarks run once each as smoke tests)"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+echo "== the examples, in release, with their own assertions"
+# training_loop asserts the loss halves; overhead asserts RSS grows <= 8 MB over 10M spans.
+SPANLAB_REPORT=off cargo run --release --quiet --example training_loop
+cargo run --release --quiet --example overhead
