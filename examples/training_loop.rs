@@ -1,6 +1,6 @@
 //! A training loop timed phase by phase: the example spanlab is made for.
 //!
-//! A small multi-layer perceptron (32 inputs, 64 tanh units, 1 output) learns a
+//! A small multi-layer perceptron (32 inputs, 128 tanh units, 1 output) learns a
 //! synthetic regression problem on the CPU with plain mini-batch SGD. Each phase of a
 //! training step is an ordinary function with `#[tracing::instrument]`, called inside
 //! the span of its epoch, so spanlab sees exactly these paths:
@@ -29,8 +29,8 @@
 use tracing::instrument;
 
 const INPUTS: usize = 32;
-const HIDDEN: usize = 64;
-const SAMPLES: usize = 1024;
+const HIDDEN: usize = 128;
+const SAMPLES: usize = 2048;
 const BATCH: usize = 64;
 const EPOCHS: usize = 100;
 const LEARNING_RATE: f32 = 0.05;
@@ -97,7 +97,13 @@ fn train_epoch(
         }
         forward(model, &work.x, &mut work.hidden, &mut work.output);
         total_loss += loss(&work.output, &work.y, &mut work.d_output);
-        backward(model, &work.x, &work.hidden, &work.d_output, &mut work.grads);
+        backward(
+            model,
+            &work.x,
+            &work.hidden,
+            &work.d_output,
+            &mut work.grads,
+        );
         update(model, &work.grads, LEARNING_RATE);
     }
     total_loss / (order.len() / BATCH) as f32
@@ -193,8 +199,14 @@ impl Mlp {
         let mut model = Mlp::zeros();
         let limit1 = (6.0 / (INPUTS + HIDDEN) as f32).sqrt();
         let limit2 = (6.0 / (HIDDEN + 1) as f32).sqrt();
-        model.w1.iter_mut().for_each(|w| *w = limit1 * rng.uniform());
-        model.w2.iter_mut().for_each(|w| *w = limit2 * rng.uniform());
+        model
+            .w1
+            .iter_mut()
+            .for_each(|w| *w = limit1 * rng.uniform());
+        model
+            .w2
+            .iter_mut()
+            .for_each(|w| *w = limit2 * rng.uniform());
         model
     }
 
@@ -207,7 +219,7 @@ impl Mlp {
 }
 
 /// `y = f(a · x) + noise` for a fixed random direction `a`, where `f` is linear plus a
-/// sine: smooth enough for 64 tanh units, not something a linear model could fit.
+/// sine: smooth enough for the tanh layer to fit, not something a linear model could.
 struct Dataset {
     /// `SAMPLES` rows of `INPUTS` features, row-major.
     x: Vec<f32>,

@@ -14,21 +14,42 @@ use common::{read_json, run, workload};
 fn normal_exit_prints_the_report_on_stderr_and_writes_every_file() {
     let dir = tempfile::tempdir().unwrap();
     let (json, folded) = (dir.path().join("r.json"), dir.path().join("r.folded"));
-    let (out, stderr) = run(workload("normal").env("SPANLAB_REPORT_JSON", &json).env("SPANLAB_REPORT_FOLDED", &folded));
+    let (out, stderr) = run(workload("normal")
+        .env("SPANLAB_REPORT_JSON", &json)
+        .env("SPANLAB_REPORT_FOLDED", &folded));
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("spanlab report: 3 paths, 60 calls"), "{stderr}");
+    assert!(
+        stderr.contains("spanlab report: 3 paths, 60 calls"),
+        "{stderr}"
+    );
     for path in ["epoch ", "epoch > forward ", "epoch > backward "] {
-        assert!(stderr.lines().any(|l| l.starts_with(path)), "no row for {path:?}:\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(path)),
+            "no row for {path:?}:\n{stderr}"
+        );
     }
     let report = read_json(&json);
     assert_eq!(report["schema"], "spanlab.report/1");
     let paths = report["paths"].as_array().unwrap();
-    let backward = paths.iter().find(|p| p["path"] == serde_json::json!(["epoch", "backward"])).unwrap();
+    let backward = paths
+        .iter()
+        .find(|p| p["path"] == serde_json::json!(["epoch", "backward"]))
+        .unwrap();
     assert_eq!(backward["calls"], 20);
-    assert!(backward["min_ns"].as_u64().unwrap() >= 50_000, "slept at least 50 us: {backward}");
+    assert!(
+        backward["min_ns"].as_u64().unwrap() >= 50_000,
+        "slept at least 50 us: {backward}"
+    );
     let folded = std::fs::read_to_string(&folded).unwrap();
-    assert!(folded.lines().any(|l| l.starts_with("epoch;backward ")), "{folded}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary files left");
+    assert!(
+        folded.lines().any(|l| l.starts_with("epoch;backward ")),
+        "{folded}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporary files left"
+    );
 }
 
 #[test]
@@ -36,9 +57,16 @@ fn a_panic_in_main_still_produces_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let (out, stderr) = run(workload("panic").env("SPANLAB_REPORT_JSON", &json));
-    assert_eq!(out.status.code(), Some(101), "a panicking main exits with 101: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "a panicking main exits with 101: {stderr}"
+    );
     assert!(stderr.contains("diverged after 20 epochs"), "{stderr}");
-    assert!(stderr.contains("spanlab report: 3 paths, 60 calls"), "{stderr}");
+    assert!(
+        stderr.contains("spanlab report: 3 paths, 60 calls"),
+        "{stderr}"
+    );
     assert_eq!(read_json(&json)["paths"][0]["calls"], 20);
 }
 
@@ -54,16 +82,29 @@ fn interrupted_run(signal: &str, expected: i32) {
         .spawn()
         .unwrap();
     let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
     assert_eq!(ready.trim(), "ready");
-    let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.signal(), Some(expected), "ended by the signal itself: {:?}\n{stderr}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(expected),
+        "ended by the signal itself: {:?}\n{stderr}",
+        out.status
+    );
     assert!(stderr.contains("spanlab report: 3 paths"), "{stderr}");
     let calls = read_json(&json)["paths"][0]["calls"].as_u64().unwrap();
-    assert!(calls >= 5, "the epochs before the signal are in the report: {calls}");
+    assert!(
+        calls >= 5,
+        "the epochs before the signal are in the report: {calls}"
+    );
 }
 
 #[cfg(unix)]
@@ -93,8 +134,14 @@ fn bad_environment_values_are_named_and_the_program_runs_on() {
         "{stderr}"
     );
     // The text report still comes out (on stderr, the default), with the warnings.
-    assert!(stderr.contains("spanlab report: 3 paths, 60 calls"), "{stderr}");
-    assert!(stderr.contains("warning: SPANLAB_REPORT=\"stdrr\""), "{stderr}");
+    assert!(
+        stderr.contains("spanlab report: 3 paths, 60 calls"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: SPANLAB_REPORT=\"stdrr\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -103,14 +150,22 @@ fn report_to_a_file_and_to_stdout() {
     let text = dir.path().join("report.txt");
     let (out, stderr) = run(workload("normal").env("SPANLAB_REPORT", &text));
     assert!(out.status.success());
-    assert!(!stderr.contains("spanlab report"), "nothing on stderr: {stderr}");
-    assert!(std::fs::read_to_string(&text).unwrap().starts_with("spanlab report: 3 paths"));
+    assert!(
+        !stderr.contains("spanlab report"),
+        "nothing on stderr: {stderr}"
+    );
+    assert!(std::fs::read_to_string(&text)
+        .unwrap()
+        .starts_with("spanlab report: 3 paths"));
 
     let (out, _) = run(workload("normal").env("SPANLAB_REPORT", "stdout"));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("spanlab report: 3 paths"));
 
     let (out, stderr) = run(workload("normal").env("SPANLAB_REPORT", "off"));
-    assert!(out.stdout.is_empty() && !stderr.contains("spanlab"), "{stderr}");
+    assert!(
+        out.stdout.is_empty() && !stderr.contains("spanlab"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -120,7 +175,10 @@ fn instrument_err_failures_are_counted_per_path() {
     let (out, stderr) = run(workload("error").env("SPANLAB_REPORT_JSON", &json));
     assert!(out.status.success(), "{stderr}");
     let validate = &read_json(&json)["paths"][0];
-    assert_eq!((validate["calls"].as_u64(), validate["errors"].as_u64()), (Some(9), Some(3)));
+    assert_eq!(
+        (validate["calls"].as_u64(), validate["errors"].as_u64()),
+        (Some(9), Some(3))
+    );
 }
 
 #[test]
@@ -130,8 +188,14 @@ fn rust_log_filters_spans_before_spanlab_sees_them() {
     let (_, stderr) = run(workload("normal").env("RUST_LOG", "warn"));
     assert!(stderr.contains("spanlab report: 0 paths"), "{stderr}");
     let (_, stderr) = run(workload("normal").env("RUST_LOG", "workload=info"));
-    assert!(stderr.contains("spanlab report: 3 paths, 60 calls"), "{stderr}");
+    assert!(
+        stderr.contains("spanlab report: 3 paths, 60 calls"),
+        "{stderr}"
+    );
     let (out, stderr) = run(workload("normal").env("RUST_LOG", "=bad=filter["));
     assert!(out.status.success());
-    assert!(stderr.contains("spanlab: ignoring RUST_LOG=\"=bad=filter[\""), "{stderr}");
+    assert!(
+        stderr.contains("spanlab: ignoring RUST_LOG=\"=bad=filter[\""),
+        "{stderr}"
+    );
 }

@@ -65,7 +65,8 @@ impl Builder {
         self
     }
 
-    /// Ignore `SPANLAB_*` variables: only the builder's settings apply.
+    /// Ignore the environment: `SPANLAB_*` variables, and `RUST_LOG` in [`Builder::init`]
+    /// (no `EnvFilter` is installed). Only the builder's settings apply.
     pub fn ignore_env(mut self) -> Self {
         self.settings.ignore_env = true;
         self

@@ -68,17 +68,6 @@ impl SpanLabLayer {
         Profile::from_data(self.data.clone())
     }
 
-    /// The path of any span: this thread's own, or elsewhere.
-    fn path_of<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<crate::paths::PathId>
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        match self.data.threads.owned().path(id.into_u64()) {
-            Some(path) => Some(path),
-            None => self.data.threads.path_elsewhere(id, ctx),
-        }
-    }
-
     /// Runs `f` on this thread's part of a span: in its own table, or the extension.
     fn update<S>(&self, id: &Id, ctx: &Context<'_, S>, f: impl Fn(&mut SpanState))
     where
@@ -104,10 +93,12 @@ where
             // Slow paths: the top span is owned elsewhere; or the parent is explicit, or
             // nothing is entered here (a root, or a parent entered on another thread).
             Some(Err(top)) => self.data.threads.path_elsewhere(&Id::from_u64(top), &ctx),
-            None => ctx
-                .span(id)
-                .and_then(|span| span.parent())
-                .and_then(|p| self.path_of(&p.id(), &ctx)),
+            None => ctx.span(id).and_then(|span| span.parent()).and_then(|p| {
+                // Through the `owned` we hold: a second `Owned` would alias it.
+                owned
+                    .path(p.id().into_u64())
+                    .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
+            }),
         };
         let path = paths.intern(&mut owned.private.paths, parent, attrs.metadata());
         owned.insert(id, SpanState::new(path), &ctx);

@@ -70,13 +70,17 @@ impl Profile {
     }
 
     /// Statistics of one path, written as in the report: `"epoch > forward"` (spaces
-    /// around `>` optional). `None` if no span of that path has been created yet.
+    /// around `>` optional). `None` until a span of that path has finished (been
+    /// entered and closed), as in [`Profile::paths`].
     pub fn get(&self, path: &str) -> Option<PathStats> {
         let names = paths::parse(path);
         let id = self.data.paths.find(&names)?;
         let (mut merged, mut scratch) = (Aggregate::default(), Aggregate::default());
         for thread in self.data.threads.iter() {
             thread.slots_stats.merge_path(id, &mut merged, &mut scratch);
+        }
+        if merged.calls == 0 {
+            return None;
         }
         let entries = self.data.paths.entries();
         Some(PathStats::from_aggregate(

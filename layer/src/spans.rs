@@ -381,25 +381,56 @@ impl Owned<'_> {
 }
 
 /// Every thread's [`ThreadState`], each on its own cache lines.
-#[derive(Default)]
-pub(crate) struct Threads(ThreadLocal<CachePadded<ThreadState>>);
+pub(crate) struct Threads {
+    states: ThreadLocal<CachePadded<ThreadState>>,
+    /// Never reused, so a thread's [`LAST`] cache can never point into a dropped
+    /// `Threads` that happened to live at the same address.
+    instance: u64,
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Threads {
+            states: ThreadLocal::new(),
+            instance: NEXT.fetch_add(1, Relaxed),
+        }
+    }
+}
+
+std::thread_local! {
+    /// This thread's state in the `Threads` it used last: `(instance, state)`. Saves the
+    /// `ThreadLocal` lookup (thread id, bucket, presence) on nearly every callback.
+    static LAST: std::cell::Cell<(u64, *const ThreadState)> =
+        const { std::cell::Cell::new((0, std::ptr::null())) };
+}
 
 impl Threads {
     /// The calling thread's own state.
     #[inline]
     pub(crate) fn owned(&self) -> Owned<'_> {
-        let state = &self.0.get_or_default().0;
-        // SAFETY: `get_or_default` returns the calling thread's state, and `Owned` is
-        // created only here and never sent or stored, so `private` is only ever
-        // borrowed by its owning thread, one callback at a time (callbacks do not
-        // re-enter each other on a thread: nothing in them calls back into tracing).
+        let (instance, cached) = LAST.with(|last| last.get());
+        let state = if instance == self.instance {
+            // SAFETY: `cached` was this thread's state in this very `Threads` (the
+            // instance number is unique), which is still alive since `self` is.
+            unsafe { &*cached }
+        } else {
+            let state = &self.states.get_or_default().0;
+            LAST.with(|last| last.set((self.instance, state)));
+            state
+        };
+        // SAFETY: `state` is the calling thread's own, so no other thread reaches
+        // `private`. On this thread, each layer callback creates at most one `Owned` and
+        // passes it down instead of calling `owned()` again, and callbacks do not
+        // re-enter each other (nothing in them calls back into tracing), so there is
+        // never a second live `&mut Private`.
         let private = unsafe { &mut *state.private.get() };
         Owned { state, private }
     }
 
     /// Every thread's state (threads that exited included: their statistics stay).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &ThreadState> {
-        self.0.iter().map(|padded| &padded.0)
+        self.states.iter().map(|padded| &padded.0)
     }
 
     /// The slot that holds span `id`, on whichever thread owns it.

@@ -39,7 +39,9 @@ fn epochs(n: u64) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "normal".into());
-    let guard = spanlab::SpanLab::builder().report_on_signal(mode == "signal").init();
+    let guard = spanlab::SpanLab::builder()
+        .report_on_signal(mode == "signal")
+        .init();
     match mode.as_str() {
         "normal" => epochs(20),
         "panic" => {

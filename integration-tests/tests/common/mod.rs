@@ -8,7 +8,12 @@ use std::process::{Command, Output};
 pub fn workload(mode: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workload"));
     cmd.arg(mode);
-    for var in ["SPANLAB_REPORT", "SPANLAB_REPORT_JSON", "SPANLAB_REPORT_FOLDED", "RUST_LOG"] {
+    for var in [
+        "SPANLAB_REPORT",
+        "SPANLAB_REPORT_JSON",
+        "SPANLAB_REPORT_FOLDED",
+        "RUST_LOG",
+    ] {
         cmd.env_remove(var);
     }
     cmd

@@ -20,8 +20,9 @@ pub(super) fn render(r: &Report) -> String {
         out.push_str("(no spans were recorded)\n");
     }
     let show_idle = r.paths.iter().any(|p| !p.idle.is_zero());
+    // Sums over calls first (total, self), then per-call figures.
     let mut header: Vec<&str> = vec![
-        "calls", "total", "mean", "std", "min", "p50", "p95", "p99", "max", "self",
+        "calls", "total", "self", "mean", "std", "min", "p50", "p95", "p99", "max",
     ];
     if show_idle {
         header.push("idle");
@@ -36,6 +37,7 @@ pub(super) fn render(r: &Report) -> String {
             cells.extend(
                 [
                     p.total,
+                    p.self_time,
                     p.mean,
                     p.std,
                     p.min,
@@ -43,7 +45,6 @@ pub(super) fn render(r: &Report) -> String {
                     p.p95,
                     p.p99,
                     p.max,
-                    p.self_time,
                 ]
                 .map(human),
             );
@@ -86,7 +87,8 @@ pub(super) fn render(r: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "(quantiles within {:.1}%; self = time entered minus time in child spans)",
+            "(total, self and idle: sums over calls; self = time entered minus time in child spans; \
+             mean to max: per call, quantiles within {:.1}%)",
             QUANTILE_RELATIVE_ERROR * 100.0
         );
     }
