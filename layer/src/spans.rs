@@ -109,8 +109,9 @@ impl SpanState {
     }
 }
 
-/// The owner's part of one span, readable by other threads (rule 2).
+/// The owner's part of one span, readable by other threads (rule 2). One cache line.
 #[derive(Default)]
+#[repr(align(64))]
 pub(crate) struct Slot {
     /// The span's id; 0 when the slot is free.
     id: AtomicU64,
