@@ -15,4 +15,6 @@ cargo test --workspace --doc
 echo "== the examples, in release, with their own assertions"
 # training_loop asserts the loss halves; overhead asserts RSS grows <= 8 MB over 10M spans.
 SPANLAB_REPORT=off cargo run --release --quiet --example training_loop
+# temporary_seed asserts the seeded and restored streams equal plain generators'.
+SPANLAB_REPORT=off cargo run --release --quiet --example temporary_seed
 cargo run --release --quiet --example overhead

@@ -199,3 +199,108 @@ fn rust_log_filters_spans_before_spanlab_sees_them() {
         "{stderr}"
     );
 }
+
+/// Runs the `seeds` workload with `SPANLAB_SEED` set (or not) and returns its printed
+/// draws, the JSON report's seeds section, and stderr.
+fn seeds_run(seed: Option<&str>) -> (String, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut cmd = workload("seeds");
+    cmd.env("SPANLAB_REPORT_JSON", &json);
+    if let Some(seed) = seed {
+        cmd.env("SPANLAB_SEED", seed);
+    }
+    let (out, stderr) = run(&mut cmd);
+    assert!(out.status.success(), "{stderr}");
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        read_json(&json)["seeds"].clone(),
+        stderr,
+    )
+}
+
+#[test]
+fn the_same_root_seed_replays_the_same_draws_and_digests() {
+    let (draws_a, seeds_a, stderr) = seeds_run(Some("7"));
+    let (draws_b, seeds_b, _) = seeds_run(Some("7"));
+    let (draws_c, seeds_c, _) = seeds_run(Some("8"));
+    assert_eq!(draws_a, draws_b);
+    assert_eq!(seeds_a, seeds_b);
+    assert_eq!(
+        (seeds_a["root"].as_u64(), seeds_a["source"].as_str()),
+        (Some(7), Some("env"))
+    );
+    let trial = &seeds_a["paths"][0];
+    assert_eq!(
+        (trial["calls"].as_u64(), trial["draws"].as_u64()),
+        (Some(4), Some(20))
+    );
+    // Another root seed changes the unseeded draws, not the seeded scopes.
+    assert_ne!(draws_a, draws_c);
+    let (a, c): (Vec<u64>, Vec<u64>) = (
+        serde_json::from_str(&draws_a).unwrap(),
+        serde_json::from_str(&draws_c).unwrap(),
+    );
+    assert_ne!(a[..3], c[..3]);
+    assert_eq!(
+        a[3..23],
+        c[3..23],
+        "the seeded trials do not depend on the root seed"
+    );
+    assert_eq!(seeds_a["paths"], seeds_c["paths"]);
+    // The report names the root seed and the line that replays the run.
+    assert!(
+        stderr.contains("seeds: root 7 (from SPANLAB_SEED); replay: SPANLAB_SEED=7 "),
+        "{stderr}"
+    );
+    let seeds_row = |l: &str| l.split_whitespace().take(3).eq(["trial", "4", "20"]);
+    assert!(
+        stderr.lines().any(seeds_row),
+        "a seeds row: 4 calls, 20 draws
+{stderr}"
+    );
+}
+
+#[test]
+fn a_run_without_a_seed_records_the_os_seed_that_replays_it() {
+    let (draws, seeds, _) = seeds_run(None);
+    assert_eq!(seeds["source"], "os");
+    let root = seeds["root"].as_u64().unwrap().to_string();
+    assert!(seeds["replay"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("SPANLAB_SEED={root} ")));
+    let (replayed, _, _) = seeds_run(Some(&root));
+    assert_eq!(draws, replayed, "the recorded seed replays the run");
+}
+
+#[test]
+fn a_bad_spanlab_seed_is_named_and_an_os_seed_is_used_and_recorded() {
+    let (_, seeds, stderr) = seeds_run(Some("forty-two"));
+    assert!(
+        stderr.contains(
+            "spanlab: ignoring SPANLAB_SEED=\"forty-two\": expected an unsigned 64-bit integer"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(seeds["source"], "os");
+}
+
+#[test]
+fn a_bad_seed_field_emits_one_warn_event_that_other_layers_see() {
+    let (out, stderr) = run(&mut workload("bad_seed"));
+    assert!(out.status.success(), "{stderr}");
+    let warning = "span `trial`: seed = \"abc\" is not an unsigned integer; the span ran unseeded";
+    let events = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(warning))
+        .count();
+    assert_eq!(
+        events, 1,
+        "one WARN event for three spans of the callsite:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("warning: {warning}")),
+        "and a report warning:\n{stderr}"
+    );
+}

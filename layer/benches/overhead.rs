@@ -220,6 +220,37 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a seeded scope costs: the same lifecycle with a `seed` field (its stream is
+/// swapped in on enter and out on exit, and bookkept at close) against a plain one,
+/// both under spanlab.
+fn seeded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("seeded/1-thread");
+    let spanlab = subscribers()
+        .into_iter()
+        .find(|(name, _)| *name == "spanlab")
+        .unwrap()
+        .1;
+    Switch::route_to(spanlab);
+    let _parent = info_span!("parent").entered();
+    group.bench_function("spanlab_plain", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            lifecycle(i)
+        });
+    });
+    group.bench_function("spanlab_seed_field", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let span = info_span!("child", seed = i, phase = "forward");
+            let _entered = span.enter();
+            black_box(&span);
+        });
+    });
+    group.finish();
+}
+
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("lifecycle/2-threads");
     for (name, subscriber) in subscribers() {
@@ -324,7 +355,7 @@ fn interleaved_ratios() {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(2));
-    targets = single_thread, two_threads
+    targets = single_thread, two_threads, seeded
 }
 
 fn main() {

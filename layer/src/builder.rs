@@ -65,6 +65,14 @@ impl Builder {
         self
     }
 
+    /// The run's root seed (`SPANLAB_SEED` overrides it): the unseeded streams of
+    /// [`crate::rng()`] derive from it. Without either, a seed from the OS is used — and
+    /// printed in the report with the line that replays the run.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
+        self
+    }
+
     /// Ignore the environment: `SPANLAB_*` variables, and `RUST_LOG` in [`Builder::init`]
     /// (no `EnvFilter` is installed). Only the builder's settings apply.
     pub fn ignore_env(mut self) -> Self {
@@ -87,7 +95,18 @@ impl Builder {
     }
 
     fn build_unarmed(self) -> (SpanLabLayer, UnarmedGuard) {
-        let (outputs, errors) = config::resolve(&self.settings, &|name| std::env::var(name).ok());
+        let env = |name: &str| {
+            if self.settings.ignore_env {
+                None
+            } else {
+                std::env::var(name).ok()
+            }
+        };
+        let (outputs, mut errors) = config::resolve(&self.settings, &env);
+        let (wanted, seed_error) =
+            crate::rng::resolve_root(self.settings.seed, env("SPANLAB_SEED").as_deref());
+        let (_, fixed_error) = crate::rng::fix_root(wanted);
+        errors.extend(seed_error.into_iter().chain(fixed_error));
         for e in &errors {
             print_stderr(&format!("spanlab: ignoring {e}\n"));
         }

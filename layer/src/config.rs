@@ -10,6 +10,7 @@
 //! | `SPANLAB_REPORT` | `stderr`, `stdout`, `off`, or a file path | `stderr` |
 //! | `SPANLAB_REPORT_JSON` | a file path | none |
 //! | `SPANLAB_REPORT_FOLDED` | a file path | none |
+//! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
 //!
 //! A bad value never stops the program: it is reported once on stderr as a
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
@@ -101,6 +102,7 @@ pub(crate) struct Settings {
     pub(crate) text: Option<ReportTarget>,
     pub(crate) json: Option<PathBuf>,
     pub(crate) folded: Option<PathBuf>,
+    pub(crate) seed: Option<u64>,
     pub(crate) ignore_env: bool,
 }
 

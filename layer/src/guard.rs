@@ -32,7 +32,8 @@ impl Emitter {
 
     fn report(&self) -> Report {
         let mut report = self.profile.report();
-        report.warnings = self.config_errors.iter().map(ToString::to_string).collect();
+        let config = self.config_errors.iter().map(ToString::to_string);
+        report.warnings.splice(0..0, config);
         report
     }
 

@@ -33,6 +33,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::profile::{Profile, ProfileData};
+use crate::rng::scopes;
 use crate::spans::{Frame, SpanState, UNRESOLVED};
 use crate::stats::CallSample;
 
@@ -100,21 +101,48 @@ where
                     .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
             }),
         };
-        let path = paths.intern(&mut owned.private.paths, parent, attrs.metadata());
-        owned.insert(id, SpanState::new(path), &ctx);
+        let (path, seed_field) = paths.intern(&mut owned.private.paths, parent, attrs.metadata());
+        let mut state = SpanState::new(path);
+        let mut warning = None;
+        if seed_field {
+            (state.seeded, warning) = scopes::on_new_span(&self.data.seeds, attrs, id, &ctx);
+        }
+        owned.insert(id, state, &ctx);
+        if let Some(warning) = warning {
+            // After the last use of `owned`: the event comes back to this layer.
+            tracing::warn!(target: "spanlab", "{warning}");
+        }
     }
 
-    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let key = id.into_u64();
+        let mut owned = self.data.threads.owned();
+        let duplicate = owned.private.frames.iter().any(|f| f.id == key);
+        let mut seeded = false;
+        // No seeded span alive anywhere (the common case): nothing to look up.
+        if !duplicate
+            && self
+                .data
+                .seeds
+                .alive
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        {
+            let is_seeded = match owned.is_seeded(key) {
+                Some(seeded) => seeded,
+                None => scopes::is_seeded_elsewhere(&self.data.seeds, id, &ctx),
+            };
+            seeded = is_seeded && scopes::enter(id, &ctx, &mut owned.private.saved);
+        }
+        // Read last, so the span's time excludes the work above.
         let now = self.data.clock.raw();
-        let frames = &mut self.data.threads.owned().private.frames;
-        let duplicate = frames.iter().any(|f| f.id == key);
-        frames.push(Frame {
+        owned.private.frames.push(Frame {
             id: key,
             path: UNRESOLVED,
             enter: now,
             child_ticks: 0,
             duplicate,
+            seeded,
         });
     }
 
@@ -136,6 +164,9 @@ where
         }
         if let Some(enclosing) = pos.checked_sub(1).map(|i| &mut frames[i]) {
             enclosing.child_ticks += now.saturating_sub(frame.enter);
+        }
+        if frame.seeded {
+            scopes::exit(id, &ctx, &mut owned.private.saved);
         }
         let panicking = std::thread::panicking();
         if !owned.add_interval(id, frame.enter, now, frame.child_ticks, panicking) {
@@ -181,6 +212,9 @@ where
                 None => return,
             },
         };
+        if state.seeded {
+            scopes::close(&self.data.seeds, state.path, &id, &ctx);
+        }
         let stats = &owned.state.slots_stats;
         if !state.entered {
             stats.record_never_entered();

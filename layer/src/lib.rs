@@ -32,6 +32,8 @@
 //!   and on SIGINT/SIGTERM with [`Builder::report_on_signal`].
 //! * [`Profile`]: the live statistics, queryable at any time.
 //! * [`Report`]: text, JSON ([`report::json`] documents the schema) and folded stacks.
+//! * [`rng()`]: the ambient random generator; a span with a `seed = N` field is a
+//!   seeded scope that restores the outer stream on exit ([`rng`](mod@rng) module).
 //! * [`config`]: the `SPANLAB_*` environment variables.
 //!
 //! # Cost
@@ -54,6 +56,7 @@ mod padded;
 mod paths;
 mod profile;
 pub mod report;
+pub mod rng;
 #[cfg(all(unix, feature = "signals"))]
 mod signals;
 mod spans;
@@ -65,6 +68,7 @@ pub use guard::Guard;
 pub use layer::SpanLabLayer;
 pub use profile::Profile;
 pub use report::Report;
+pub use rng::{rng, SeededRng};
 pub use stats::PathStats;
 
 /// Installs spanlab as the global subscriber, configured from the environment, and

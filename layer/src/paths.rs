@@ -46,30 +46,32 @@ pub(crate) struct PathTable {
 /// Slots in a thread's [`PathCache`]; a power of two.
 const CACHE_SLOTS: usize = 256;
 
-/// One thread's direct-mapped cache `(parent path, callsite) -> path`. A collision only
-/// costs a visit to the shared table.
+/// One thread's direct-mapped cache `(parent path, callsite) -> (path, seeded)`. A
+/// collision only costs a visit to the shared table.
 pub(crate) struct PathCache {
-    /// `(parent or u32::MAX, callsite address, path)`; callsite 0 marks an empty slot.
-    slots: Box<[(u32, usize, PathId); CACHE_SLOTS]>,
+    /// `(parent or u32::MAX, callsite address, path, callsite has a seed field)`;
+    /// callsite 0 marks an empty slot.
+    slots: Box<[(u32, usize, PathId, bool); CACHE_SLOTS]>,
 }
 
 impl Default for PathCache {
     fn default() -> Self {
         PathCache {
-            slots: Box::new([(0, 0, 0); CACHE_SLOTS]),
+            slots: Box::new([(0, 0, 0, false); CACHE_SLOTS]),
         }
     }
 }
 
 impl PathTable {
-    /// The id of the path `parent > meta.name()`, created on first use.
+    /// The id of the path `parent > meta.name()`, created on first use, and whether the
+    /// callsite declares a `seed` field (learnt once per callsite, with the path).
     #[inline]
     pub(crate) fn intern(
         &self,
         cache: &mut PathCache,
         parent: Option<PathId>,
         meta: &'static Metadata<'static>,
-    ) -> PathId {
+    ) -> (PathId, bool) {
         let parent_key = parent.unwrap_or(u32::MAX);
         let callsite = meta as *const Metadata<'static> as usize;
         // Metadata are statics at least 8-byte aligned: drop the low bits, mix the parent.
@@ -77,11 +79,12 @@ impl PathTable {
             ((callsite >> 3) ^ (parent_key as usize).wrapping_mul(0x9E37_79B9)) & (CACHE_SLOTS - 1);
         let slot = &mut cache.slots[index];
         if slot.0 == parent_key && slot.1 == callsite {
-            return slot.2;
+            return (slot.2, slot.3);
         }
         let id = self.intern_slow(parent, meta.name());
-        *slot = (parent_key, callsite, id);
-        id
+        let seeded = meta.fields().field("seed").is_some();
+        *slot = (parent_key, callsite, id, seeded);
+        (id, seeded)
     }
 
     #[cold]
@@ -183,16 +186,27 @@ mod tests {
         let c = &mut PathCache::default();
         let (ids, entries) =
             tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-                let epoch = table.intern(c, None, meta_of(&tracing::info_span!("epoch")));
-                let fwd_a = table.intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")));
-                let eval = table.intern(c, None, meta_of(&tracing::info_span!("eval")));
+                let epoch = table
+                    .intern(c, None, meta_of(&tracing::info_span!("epoch")))
+                    .0;
+                let fwd_a = table
+                    .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                    .0;
+                let eval = table
+                    .intern(c, None, meta_of(&tracing::info_span!("eval")))
+                    .0;
                 // Another callsite with the same name under the same parent: same path.
-                let fwd_b = table.intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")));
-                let fwd_eval =
-                    table.intern(c, Some(eval), meta_of(&tracing::info_span!("forward")));
+                let fwd_b = table
+                    .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                    .0;
+                let fwd_eval = table
+                    .intern(c, Some(eval), meta_of(&tracing::info_span!("forward")))
+                    .0;
                 // Cached answers agree with the table.
                 assert_eq!(
-                    table.intern(c, Some(epoch), meta_of(&tracing::info_span!("forward"))),
+                    table
+                        .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                        .0,
                     fwd_a
                 );
                 ((epoch, fwd_a, eval, fwd_b, fwd_eval), table.entries())
@@ -214,7 +228,7 @@ mod tests {
             let meta = meta_of(&span);
             let (mut parent, c) = (None, &mut PathCache::default());
             for _ in 0..200 {
-                parent = Some(table.intern(c, parent, meta));
+                parent = Some(table.intern(c, parent, meta).0);
             }
             assert_eq!(table.entries().len(), MAX_DEPTH as usize);
         });

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::paths::{self, PathTable};
 use crate::report::Report;
+use crate::rng::scopes::{SeedBook, SeedReport, SeededPath};
 use crate::spans::Threads;
 use crate::stats::{Aggregate, PathStats};
 
@@ -20,6 +21,7 @@ pub(crate) struct ProfileData {
     pub(crate) clock: Clock,
     pub(crate) paths: PathTable,
     pub(crate) threads: Threads,
+    pub(crate) seeds: SeedBook,
 }
 
 impl ProfileData {
@@ -32,6 +34,7 @@ impl ProfileData {
             clock,
             paths: PathTable::default(),
             threads: Threads::default(),
+            seeds: SeedBook::default(),
         }
     }
 }
@@ -129,6 +132,37 @@ impl Profile {
 
     /// A report of everything measured so far (see [`Report`] for its formats).
     pub fn report(&self) -> Report {
-        Report::new(self.elapsed(), self.paths(), self.spans_never_entered())
+        let (seeded, warnings) = self.data.seeds.snapshot();
+        let entries = self.data.paths.entries();
+        let root = crate::rng::root_seed();
+        let seeds = SeedReport {
+            root,
+            replay: crate::rng::replay_line(root.value),
+            paths: paths::tree_order(&entries)
+                .into_iter()
+                .filter_map(|id| {
+                    let p = seeded.get(&id)?;
+                    Some(SeededPath {
+                        path: paths::names(&entries, id),
+                        seeds: p
+                            .seeds
+                            .iter()
+                            .map(|(&seed, &calls)| (seed, calls))
+                            .collect(),
+                        calls: p.calls,
+                        draws: p.draws,
+                        digest: p.digest,
+                    })
+                })
+                .collect(),
+        };
+        let mut report = Report::new(
+            self.elapsed(),
+            self.paths(),
+            self.spans_never_entered(),
+            seeds,
+        );
+        report.warnings = warnings;
+        report
     }
 }

@@ -56,6 +56,8 @@ pub(crate) const LOCAL_CAPACITY: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SpanState {
     pub(crate) path: PathId,
+    /// The span has a valid `seed` field (and a `SeedScope` extension).
+    pub(crate) seeded: bool,
     pub(crate) entered: bool,
     pub(crate) panicked: bool,
     pub(crate) errors: u32,
@@ -69,6 +71,7 @@ impl SpanState {
     pub(crate) fn new(path: PathId) -> Self {
         SpanState {
             path,
+            seeded: false,
             entered: false,
             panicked: false,
             errors: 0,
@@ -105,6 +108,7 @@ impl SpanState {
         self.child_ticks += other.child_ticks;
         self.errors = self.errors.saturating_add(other.errors);
         self.panicked |= other.panicked;
+        self.seeded |= other.seeded;
         self
     }
 }
@@ -118,7 +122,7 @@ pub(crate) struct Slot {
     /// Another thread added a part to the span's extension.
     foreign: AtomicBool,
     path: AtomicU32,
-    /// bit 0: entered, bit 1: panicked.
+    /// bit 0: entered, bit 1: panicked, bit 2: seeded.
     flags: AtomicU32,
     errors: AtomicU32,
     first_enter: AtomicU64,
@@ -135,6 +139,7 @@ impl Slot {
             path: self.path.load(Relaxed),
             entered: flags & 1 != 0,
             panicked: flags & 2 != 0,
+            seeded: flags & 4 != 0,
             errors: self.errors.load(Relaxed),
             first_enter: self.first_enter.load(Relaxed),
             last_exit: self.last_exit.load(Relaxed),
@@ -146,8 +151,8 @@ impl Slot {
     /// Writes the owner's part. Owner only.
     fn store(&self, s: &SpanState) {
         self.path.store(s.path, Relaxed);
-        self.flags
-            .store(s.entered as u32 | (s.panicked as u32) << 1, Relaxed);
+        let flags = s.entered as u32 | (s.panicked as u32) << 1 | (s.seeded as u32) << 2;
+        self.flags.store(flags, Relaxed);
         self.errors.store(s.errors, Relaxed);
         self.first_enter.store(s.first_enter, Relaxed);
         self.last_exit.store(s.last_exit, Relaxed);
@@ -170,6 +175,8 @@ pub(crate) struct Frame {
     pub(crate) child_ticks: u64,
     /// Re-entry of a span already on this thread's stack: not timed again.
     pub(crate) duplicate: bool,
+    /// A seeded span: its stream was swapped in, the outer one saved in `Private::saved`.
+    pub(crate) seeded: bool,
 }
 
 /// What only the owning thread ever touches.
@@ -184,6 +191,9 @@ pub(crate) struct Private {
     free: Vec<u8>,
     /// This thread's path-interning cache.
     pub(crate) paths: PathCache,
+    /// The outer random streams of the seeded spans entered on this thread, innermost
+    /// last, restored when they exit.
+    pub(crate) saved: Vec<crate::rng::Scope>,
 }
 
 /// Everything one thread writes: its spans and its statistics.
@@ -208,6 +218,7 @@ impl Default for ThreadState {
                 live: Vec::with_capacity(LOCAL_CAPACITY),
                 free: (0..LOCAL_CAPACITY as u8).rev().collect(),
                 paths: PathCache::default(),
+                saved: Vec::new(),
             }),
             slots_stats: ThreadSlots::default(),
         }
@@ -277,6 +288,12 @@ impl Owned<'_> {
         slot.child_ticks
             .store(slot.child_ticks.load(Relaxed) + child, Relaxed);
         true
+    }
+
+    /// Whether span `id` is seeded; `None` if this thread does not own it.
+    #[inline]
+    pub(crate) fn is_seeded(&mut self, id: u64) -> Option<bool> {
+        self.find(id).map(|slot| slot.flags.load(Relaxed) & 4 != 0)
     }
 
     /// The path of span `id`, if this thread owns it.

@@ -3,7 +3,10 @@
 //! * `normal`: 20 epochs of `epoch > forward / backward`, then a normal exit;
 //! * `panic`: the same, then `main` panics (the report must still come out);
 //! * `signal`: reports on SIGINT/SIGTERM, prints `ready`, then works until killed;
-//! * `error`: an `#[instrument(err)]` function that fails every third call.
+//! * `error`: an `#[instrument(err)]` function that fails every third call;
+//! * `seeds`: unseeded and seeded draws, printed, with seeds in the report;
+//! * `bad_seed`: spans whose `seed` is a string, beside a `fmt` layer that prints
+//!   the WARN event spanlab emits.
 
 use std::io::Write;
 use std::time::Duration;
@@ -39,6 +42,18 @@ fn epochs(n: u64) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "normal".into());
+    if mode == "bad_seed" {
+        use tracing_subscriber::prelude::*;
+        let (layer, _guard) = spanlab::SpanLab::builder().build();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false);
+        tracing_subscriber::registry().with(fmt).with(layer).init();
+        for _ in 0..3 {
+            info_span!("trial", seed = "abc").in_scope(|| forward(1));
+        }
+        return;
+    }
     let guard = spanlab::SpanLab::builder()
         .report_on_signal(mode == "signal")
         .init();
@@ -47,6 +62,16 @@ fn main() {
         "panic" => {
             epochs(20);
             panic!("diverged after 20 epochs");
+        }
+        "seeds" => {
+            use rand::RngExt;
+            let mut drawn: Vec<u64> = (0..3).map(|_| spanlab::rng().random()).collect();
+            for trial in 0..4u64 {
+                let _t = info_span!("trial", seed = trial * 10).entered();
+                drawn.extend((0..5).map(|_| spanlab::rng().random::<u64>()));
+            }
+            drawn.push(spanlab::rng().random());
+            println!("{drawn:?}");
         }
         "error" => {
             for step in 0..9 {

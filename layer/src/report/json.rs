@@ -21,7 +21,17 @@
 //!       "self_ns": 1010000000, "busy_ns": 1010000000, "idle_ns": 0,
 //!       "errors": 0, "panics": 0
 //!     }
-//!   ]
+//!   ],
+//!   "seeds": {
+//!     "root": 7,                     // the run's root seed
+//!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
+//!     "replay": "SPANLAB_SEED=7 ./train",
+//!     "paths": [                     // seeded paths, tree order
+//!       { "path": ["epoch", "shuffle"], "calls": 10, "draws": 1280,
+//!         "digest": "00000000deadbeef",  // hex: equal digests, equal numbers drawn
+//!         "seeds": [{ "seed": 1, "calls": 4 }, { "seed": 2, "calls": 6 }] }
+//!     ]
+//!   }
 //! }
 //! ```
 
@@ -40,6 +50,30 @@ struct JsonReport<'a> {
     spans_never_entered: u64,
     warnings: &'a [String],
     paths: Vec<JsonPath<'a>>,
+    seeds: JsonSeeds<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonSeeds<'a> {
+    root: u64,
+    source: &'static str,
+    replay: &'a str,
+    paths: Vec<JsonSeededPath<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSeededPath<'a> {
+    path: &'a [&'static str],
+    calls: u64,
+    draws: u64,
+    digest: String,
+    seeds: Vec<JsonSeed>,
+}
+
+#[derive(Serialize)]
+struct JsonSeed {
+    seed: u64,
+    calls: u64,
 }
 
 #[derive(Serialize)]
@@ -94,6 +128,27 @@ pub(super) fn render(r: &Report) -> String {
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
+        seeds: JsonSeeds {
+            root: r.seeds.root.value,
+            source: r.seeds.root.source.as_str(),
+            replay: &r.seeds.replay,
+            paths: r
+                .seeds
+                .paths
+                .iter()
+                .map(|p| JsonSeededPath {
+                    path: &p.path,
+                    calls: p.calls,
+                    draws: p.draws,
+                    digest: format!("{:016x}", p.digest),
+                    seeds: p
+                        .seeds
+                        .iter()
+                        .map(|&(seed, calls)| JsonSeed { seed, calls })
+                        .collect(),
+                })
+                .collect(),
+        },
     };
     serde_json::to_string_pretty(&report).expect("a report always serializes")
 }
@@ -131,5 +186,14 @@ mod tests {
             fwd["total_ns"].as_u64().unwrap(),
             report.paths[1].total.as_nanos() as u64
         );
+        let seeds = &v["seeds"];
+        assert_eq!(seeds["root"], 7);
+        assert_eq!(seeds["source"], "env");
+        assert_eq!(seeds["replay"], "SPANLAB_SEED=7 ./train");
+        let expected = serde_json::json!({
+            "path": ["epoch", "shuffle"], "calls": 10, "draws": 1280, "digest": "00000000deadbeef",
+            "seeds": [{"seed": 1, "calls": 4}, {"seed": 2, "calls": 6}]
+        });
+        assert_eq!(seeds["paths"][0], expected);
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub(crate) use files::write_atomically;
 
+use crate::rng::SeedReport;
 use crate::stats::PathStats;
 
 /// Everything measured up to one moment, ready to render.
@@ -31,16 +32,25 @@ pub struct Report {
     pub paths: Vec<PathStats>,
     /// Spans closed without ever being entered (counted, not timed).
     pub spans_never_entered: u64,
-    /// Problems the run should know about (bad configuration values, unwritable files).
+    /// The root seed, its replay line, and what each seeded path drew.
+    pub seeds: SeedReport,
+    /// Problems the run should know about (bad configuration values, bad `seed`
+    /// fields, unwritable files).
     pub warnings: Vec<String>,
 }
 
 impl Report {
-    pub(crate) fn new(elapsed: Duration, paths: Vec<PathStats>, spans_never_entered: u64) -> Self {
+    pub(crate) fn new(
+        elapsed: Duration,
+        paths: Vec<PathStats>,
+        spans_never_entered: u64,
+        seeds: SeedReport,
+    ) -> Self {
         Report {
             elapsed,
             paths,
             spans_never_entered,
+            seeds,
             warnings: Vec::new(),
         }
     }
@@ -93,6 +103,7 @@ fn sanitize_frame(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::{RootSeed, SeedSource, SeededPath};
 
     pub(crate) fn sample_report() -> Report {
         let stats = |path: Vec<&'static str>, calls: u64, total_ms: u64, self_ms: u64| {
@@ -117,6 +128,20 @@ mod tests {
                 stats(vec!["epoch", "backward"], 80, 400, 0),
             ],
             2,
+            SeedReport {
+                root: RootSeed {
+                    value: 7,
+                    source: SeedSource::Env,
+                },
+                replay: "SPANLAB_SEED=7 ./train".into(),
+                paths: vec![SeededPath {
+                    path: vec!["epoch", "shuffle"],
+                    seeds: vec![(1, 4), (2, 6)],
+                    calls: 10,
+                    draws: 1280,
+                    digest: 0xDEAD_BEEF,
+                }],
+            },
         )
     }
 

@@ -92,6 +92,7 @@ pub(super) fn render(r: &Report) -> String {
             QUANTILE_RELATIVE_ERROR * 100.0
         );
     }
+    render_seeds(&mut out, &r.seeds);
     if r.spans_never_entered > 0 {
         let _ = writeln!(
             out,
@@ -103,6 +104,78 @@ pub(super) fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// The seeds section: the root seed and its replay line, then one row per seeded path.
+fn render_seeds(out: &mut String, seeds: &crate::rng::scopes::SeedReport) {
+    use crate::rng::SeedSource;
+    let source = match seeds.root.source {
+        SeedSource::Env => "from SPANLAB_SEED",
+        SeedSource::Builder => "from the builder",
+        SeedSource::Os => "from the OS",
+    };
+    let _ = writeln!(
+        out,
+        "seeds: root {} ({source}); replay: {}",
+        seeds.root.value, seeds.replay
+    );
+    if seeds.paths.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 4;
+    let rows: Vec<[String; 5]> = seeds
+        .paths
+        .iter()
+        .map(|p| {
+            let mut list: Vec<String> = p
+                .seeds
+                .iter()
+                .take(SHOWN)
+                .map(|&(seed, calls)| {
+                    if calls == 1 {
+                        seed.to_string()
+                    } else {
+                        format!("{seed} (x{calls})")
+                    }
+                })
+                .collect();
+            if p.seeds.len() > SHOWN {
+                list.push(format!("... {} distinct", p.seeds.len()));
+            }
+            [
+                p.path.join(" > "),
+                thousands(p.calls),
+                thousands(p.draws),
+                format!("{:016x}", p.digest),
+                list.join(", "),
+            ]
+        })
+        .collect();
+    let header = ["seeded path", "calls", "draws", "digest", "seeds"];
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(header[c].len())
+        })
+        .collect();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:>w1$}  {:>w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+    }
 }
 
 /// A duration with three significant digits and a unit: `812 ns`, `12.3 µs`, `4.56 ms`,
@@ -195,5 +268,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("2 spans were closed without being entered"));
+        assert!(
+            text.contains("seeds: root 7 (from SPANLAB_SEED); replay: SPANLAB_SEED=7 ./train"),
+            "{text}"
+        );
+        assert!(
+            text.contains("epoch > shuffle     10  1,280  00000000deadbeef  1 (x4), 2 (x6)"),
+            "{text}"
+        );
     }
 }
