@@ -61,6 +61,8 @@ pub mod rng;
 mod signals;
 mod spans;
 pub mod stats;
+#[cfg(test)]
+mod test_support;
 
 pub use builder::{Builder, InitError, SpanLab};
 pub use config::{ConfigError, ReportTarget};

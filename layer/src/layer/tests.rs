@@ -20,11 +20,7 @@ fn mock_layer() -> (SpanLabLayer, Profile, Arc<quanta::Mock>) {
     (layer, profile, mock)
 }
 
-fn real_layer() -> (SpanLabLayer, Profile) {
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new()));
-    let profile = layer.profile();
-    (layer, profile)
-}
+use crate::test_support::real_layer;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -191,19 +187,7 @@ fn many_threads_aggregate_every_call() {
 #[test]
 fn async_spans_on_a_multi_thread_runtime() {
     let (layer, profile) = real_layer();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let runtime = {
-        let dispatch = dispatch.clone();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_time()
-            .on_thread_start(move || {
-                // Each worker uses the layer as its default (tests must not set a global one).
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            })
-            .build()
-            .unwrap()
-    };
+    let (dispatch, runtime) = crate::test_support::runtime_with(layer);
     async fn request(i: u64) {
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(2)).await;

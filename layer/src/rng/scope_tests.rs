@@ -1,6 +1,5 @@
 //! Seeded scopes through the layer: the stream equalities of `temporary_seed`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
@@ -9,14 +8,8 @@ use tracing_subscriber::prelude::*;
 
 use super::tests::reset_thread_stream;
 use super::{rng, Scope, SeededRng};
-use crate::layer::SpanLabLayer;
-use crate::profile::{Profile, ProfileData};
 
-fn layer() -> (SpanLabLayer, Profile) {
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new()));
-    let profile = layer.profile();
-    (layer, profile)
-}
+use crate::test_support::real_layer as layer;
 
 /// The first `n` f64 of `SeededRng::seed_from_u64(seed)`.
 fn stream(seed: u64, n: usize) -> Vec<f64> {
@@ -108,16 +101,7 @@ fn threads_draw_from_their_own_seeded_scopes() {
 #[test]
 fn seeded_async_tasks_keep_their_streams_across_awaits_and_workers() {
     let (layer, profile) = layer();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let runtime = {
-        let dispatch = dispatch.clone();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_time()
-            .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)))
-            .build()
-            .unwrap()
-    };
+    let (dispatch, runtime) = crate::test_support::runtime_with(layer);
     async fn trial() -> Vec<f64> {
         let mut draws = Vec::new();
         for _ in 0..4 {
