@@ -12,9 +12,15 @@ echo "== unit, integration and doc tests (the benchmarks run once each as smoke 
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+echo "== the real GPU probes (features cuda, nvml): built, and tested for a clean 'no GPU'"
+# cudarc needs its CUDA version chosen by the application; 12.8 here, as the examples do.
+CUDARC_CUDA_VERSION=12080 cargo test -p spanlab --features cuda,nvml --lib gpu
+
 echo "== the examples, in release, with their own assertions"
 # training_loop asserts the loss halves; overhead asserts RSS grows <= 8 MB over 10M spans.
 SPANLAB_REPORT=off cargo run --release --quiet --example training_loop
 # temporary_seed asserts the seeded and restored streams equal plain generators'.
 SPANLAB_REPORT=off cargo run --release --quiet --example temporary_seed
+# gpu_memory runs on the GPU when there is one, else on the simulated device.
+SPANLAB_REPORT=off cargo run --release --quiet --example gpu_memory
 cargo run --release --quiet --example overhead

@@ -220,11 +220,11 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
-/// What a seeded scope costs: the same lifecycle with a `seed` field (its stream is
-/// swapped in on enter and out on exit, and bookkept at close) against a plain one,
-/// both under spanlab.
+/// What the span features cost, against a plain lifecycle under spanlab: a `seed`
+/// field (the stream is swapped in on enter and out on exit, bookkept at close), and a
+/// `gpu = true` field on a machine without a GPU (one flag check).
 fn seeded(c: &mut Criterion) {
-    let mut group = c.benchmark_group("seeded/1-thread");
+    let mut group = c.benchmark_group("features/1-thread");
     let spanlab = subscribers()
         .into_iter()
         .find(|(name, _)| *name == "spanlab")
@@ -237,6 +237,17 @@ fn seeded(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             lifecycle(i)
+        });
+    });
+    // No GPU (this build has neither `cuda` nor `nvml`): after the first span finds
+    // none, a `gpu = true` span should cost what a plain one does.
+    group.bench_function("spanlab_gpu_field_no_gpu", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let span = info_span!("child", step = i, gpu = true);
+            let _entered = span.enter();
+            black_box(&span);
         });
     });
     group.bench_function("spanlab_seed_field", |b| {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{self, ReportTarget, Settings};
+use crate::gpu::{GpuConfig, GpuProbe};
 use crate::guard::{print_stderr, Emitter, Guard};
 use crate::layer::SpanLabLayer;
 use crate::profile::{Profile, ProfileData};
@@ -44,6 +45,7 @@ impl SpanLab {
 pub struct Builder {
     settings: Settings,
     report_on_signal: bool,
+    gpu: GpuConfig,
 }
 
 impl Builder {
@@ -70,6 +72,62 @@ impl Builder {
     /// printed in the report with the line that replays the run.
     pub fn seed(mut self, seed: u64) -> Self {
         self.settings.seed = Some(seed);
+        self
+    }
+
+    /// Measure GPU memory through this probe instead of detecting one (tests and
+    /// simulations: [`SimulatedGpu`](crate::gpu::SimulatedGpu); or a probe of your own).
+    pub fn gpu_probe(mut self, probe: Arc<dyn GpuProbe>) -> Self {
+        self.gpu.probe = Some(probe);
+        self
+    }
+
+    /// Measure GPU memory for every span whose target starts with one of these (as if
+    /// it had `gpu = true`; a span's own `gpu = false` still turns it off).
+    pub fn gpu_for_targets<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        targets: I,
+    ) -> Self {
+        self.gpu.targets.extend(targets.into_iter().map(Into::into));
+        self
+    }
+
+    /// Measure GPU memory for every span with one of these names.
+    pub fn gpu_for_names<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.gpu.names.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Measure GPU memory for every span up to this depth (1: root spans only).
+    pub fn gpu_up_to_depth(mut self, depth: u16) -> Self {
+        self.gpu.max_depth = Some(depth);
+        self
+    }
+
+    /// Synchronize the device before every GPU reading (default off; a span can ask
+    /// with `gpu.sync = true`). Exact, but it stalls the device's queue.
+    pub fn gpu_sync(mut self, on: bool) -> Self {
+        self.gpu.sync = on;
+        self
+    }
+
+    /// The devices to read, as CUDA ordinals (default: every visible device).
+    pub fn gpu_devices(mut self, devices: impl IntoIterator<Item = usize>) -> Self {
+        self.gpu.devices = devices.into_iter().collect();
+        self
+    }
+
+    /// Also read the energy counter: joules per path; spans shorter than the counter's
+    /// update period are counted as "below resolution" instead of reporting 0.
+    pub fn gpu_energy(mut self, on: bool) -> Self {
+        self.gpu.energy = on;
+        self
+    }
+
+    /// Emit PyTorch's one-line summary (`[forward] GPU 0 Memory: delta=+256.0MB,
+    /// current=..., peak=...`) as an INFO event at each measured span's exit.
+    pub fn gpu_log(mut self, on: bool) -> Self {
+        self.gpu.log = on;
         self
     }
 
@@ -110,7 +168,7 @@ impl Builder {
         for e in &errors {
             print_stderr(&format!("spanlab: ignoring {e}\n"));
         }
-        let data = Arc::new(ProfileData::new());
+        let data = Arc::new(ProfileData::new(self.gpu));
         let emitter = Arc::new(Emitter::new(
             Profile::from_data(data.clone()),
             outputs,

@@ -32,8 +32,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::features::{self, Deferred};
 use crate::profile::{Profile, ProfileData};
-use crate::rng::scopes;
 use crate::spans::{Frame, SpanState, UNRESOLVED};
 use crate::stats::CallSample;
 
@@ -101,40 +101,30 @@ where
                     .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
             }),
         };
-        let (path, seed_field) = paths.intern(&mut owned.private.paths, parent, attrs.metadata());
+        let classify = |meta, depth| features::classify(&self.data, meta, depth);
+        let (path, callsite) =
+            paths.intern(&mut owned.private.paths, parent, attrs.metadata(), classify);
         let mut state = SpanState::new(path);
-        let mut warning = None;
-        if seed_field {
-            (state.seeded, warning) = scopes::on_new_span(&self.data.seeds, attrs, id, &ctx);
+        let mut deferred = Deferred::default();
+        if callsite != 0 {
+            state.features =
+                features::new_span(&self.data, callsite, attrs, id, &ctx, &mut deferred);
         }
         owned.insert(id, state, &ctx);
-        if let Some(warning) = warning {
-            // After the last use of `owned`: the event comes back to this layer.
-            tracing::warn!(target: "spanlab", "{warning}");
-        }
+        deferred.emit(); // after the last use of `owned`: events come back to this layer
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let key = id.into_u64();
         let mut owned = self.data.threads.owned();
         let duplicate = owned.private.frames.iter().any(|f| f.id == key);
-        let mut seeded = false;
-        // No seeded span alive anywhere (the common case): nothing to look up.
-        if !duplicate
-            && self
-                .data
-                .seeds
-                .alive
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
-        {
-            let is_seeded = match owned.is_seeded(key) {
-                Some(seeded) => seeded,
-                None => scopes::is_seeded_elsewhere(&self.data.seeds, id, &ctx),
-            };
-            seeded = is_seeded && scopes::enter(id, &ctx, &mut owned.private.saved);
-        }
-        // Read last, so the span's time excludes the work above.
+        let mut deferred = Deferred::default();
+        let features = if duplicate {
+            0
+        } else {
+            features::enter(&self.data, &mut owned, id, &ctx, &mut deferred)
+        };
+        // Read last, so the span's time excludes the work above (GPU readings included).
         let now = self.data.clock.raw();
         owned.private.frames.push(Frame {
             id: key,
@@ -142,8 +132,9 @@ where
             enter: now,
             child_ticks: 0,
             duplicate,
-            seeded,
+            features,
         });
+        deferred.emit();
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
@@ -165,8 +156,16 @@ where
         if let Some(enclosing) = pos.checked_sub(1).map(|i| &mut frames[i]) {
             enclosing.child_ticks += now.saturating_sub(frame.enter);
         }
-        if frame.seeded {
-            scopes::exit(id, &ctx, &mut owned.private.saved);
+        let mut deferred = Deferred::default();
+        if frame.features != 0 {
+            features::exit(
+                &self.data,
+                &mut owned,
+                id,
+                frame.features,
+                &ctx,
+                &mut deferred,
+            );
         }
         let panicking = std::thread::panicking();
         if !owned.add_interval(id, frame.enter, now, frame.child_ticks, panicking) {
@@ -175,6 +174,7 @@ where
             };
             self.data.threads.update_elsewhere(id, &ctx, add);
         }
+        deferred.emit();
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -212,8 +212,8 @@ where
                 None => return,
             },
         };
-        if state.seeded {
-            scopes::close(&self.data.seeds, state.path, &id, &ctx);
+        if state.features != 0 {
+            features::close(&self.data, &state, state.path, &id, &ctx);
         }
         let stats = &owned.state.slots_stats;
         if !state.entered {

@@ -34,6 +34,8 @@
 //! * [`Report`]: text, JSON ([`report::json`] documents the schema) and folded stacks.
 //! * [`rng()`]: the ambient random generator; a span with a `seed = N` field is a
 //!   seeded scope that restores the outer stream on exit ([`rng`](mod@rng) module).
+//! * [`gpu`]: GPU memory deltas, nested peaks and energy for spans with `gpu = true`
+//!   (features `cuda`, `nvml`; a simulated probe for tests).
 //! * [`config`]: the `SPANLAB_*` environment variables.
 //!
 //! # Cost
@@ -50,6 +52,8 @@
 mod builder;
 mod clock;
 pub mod config;
+mod features;
+pub mod gpu;
 mod guard;
 mod layer;
 mod padded;

@@ -46,32 +46,34 @@ pub(crate) struct PathTable {
 /// Slots in a thread's [`PathCache`]; a power of two.
 const CACHE_SLOTS: usize = 256;
 
-/// One thread's direct-mapped cache `(parent path, callsite) -> (path, seeded)`. A
+/// One thread's direct-mapped cache `(parent path, callsite) -> (path, features)`. A
 /// collision only costs a visit to the shared table.
 pub(crate) struct PathCache {
-    /// `(parent or u32::MAX, callsite address, path, callsite has a seed field)`;
-    /// callsite 0 marks an empty slot.
-    slots: Box<[(u32, usize, PathId, bool); CACHE_SLOTS]>,
+    /// `(parent or u32::MAX, callsite address, path, feature bits)`; callsite 0 marks an
+    /// empty slot.
+    slots: Box<[(u32, usize, PathId, u8); CACHE_SLOTS]>,
 }
 
 impl Default for PathCache {
     fn default() -> Self {
         PathCache {
-            slots: Box::new([(0, 0, 0, false); CACHE_SLOTS]),
+            slots: Box::new([(0, 0, 0, 0); CACHE_SLOTS]),
         }
     }
 }
 
 impl PathTable {
-    /// The id of the path `parent > meta.name()`, created on first use, and whether the
-    /// callsite declares a `seed` field (learnt once per callsite, with the path).
+    /// The id of the path `parent > meta.name()`, created on first use, and the
+    /// callsite's feature bits: `classify(metadata, depth)`, called once per callsite and
+    /// parent on this thread (so per-span features cost a cached byte).
     #[inline]
     pub(crate) fn intern(
         &self,
         cache: &mut PathCache,
         parent: Option<PathId>,
         meta: &'static Metadata<'static>,
-    ) -> (PathId, bool) {
+        classify: impl FnOnce(&'static Metadata<'static>, u16) -> u8,
+    ) -> (PathId, u8) {
         let parent_key = parent.unwrap_or(u32::MAX);
         let callsite = meta as *const Metadata<'static> as usize;
         // Metadata are statics at least 8-byte aligned: drop the low bits, mix the parent.
@@ -82,9 +84,15 @@ impl PathTable {
             return (slot.2, slot.3);
         }
         let id = self.intern_slow(parent, meta.name());
-        let seeded = meta.fields().field("seed").is_some();
-        *slot = (parent_key, callsite, id, seeded);
-        (id, seeded)
+        let depth = self
+            .shared
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries[id as usize]
+            .depth;
+        let features = classify(meta, depth);
+        *slot = (parent_key, callsite, id, features);
+        (id, features)
     }
 
     #[cold]
@@ -187,25 +195,45 @@ mod tests {
         let (ids, entries) =
             tracing::subscriber::with_default(tracing_subscriber::registry(), || {
                 let epoch = table
-                    .intern(c, None, meta_of(&tracing::info_span!("epoch")))
+                    .intern(c, None, meta_of(&tracing::info_span!("epoch")), |_, _| 0)
                     .0;
                 let fwd_a = table
-                    .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                    .intern(
+                        c,
+                        Some(epoch),
+                        meta_of(&tracing::info_span!("forward")),
+                        |_, _| 0,
+                    )
                     .0;
                 let eval = table
-                    .intern(c, None, meta_of(&tracing::info_span!("eval")))
+                    .intern(c, None, meta_of(&tracing::info_span!("eval")), |_, _| 0)
                     .0;
                 // Another callsite with the same name under the same parent: same path.
                 let fwd_b = table
-                    .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                    .intern(
+                        c,
+                        Some(epoch),
+                        meta_of(&tracing::info_span!("forward")),
+                        |_, _| 0,
+                    )
                     .0;
                 let fwd_eval = table
-                    .intern(c, Some(eval), meta_of(&tracing::info_span!("forward")))
+                    .intern(
+                        c,
+                        Some(eval),
+                        meta_of(&tracing::info_span!("forward")),
+                        |_, _| 0,
+                    )
                     .0;
                 // Cached answers agree with the table.
                 assert_eq!(
                     table
-                        .intern(c, Some(epoch), meta_of(&tracing::info_span!("forward")))
+                        .intern(
+                            c,
+                            Some(epoch),
+                            meta_of(&tracing::info_span!("forward")),
+                            |_, _| 0
+                        )
                         .0,
                     fwd_a
                 );
@@ -228,7 +256,7 @@ mod tests {
             let meta = meta_of(&span);
             let (mut parent, c) = (None, &mut PathCache::default());
             for _ in 0..200 {
-                parent = Some(table.intern(c, parent, meta).0);
+                parent = Some(table.intern(c, parent, meta, |_, _| 0).0);
             }
             assert_eq!(table.entries().len(), MAX_DEPTH as usize);
         });

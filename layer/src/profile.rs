@@ -9,7 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicUsize;
+
 use crate::clock::Clock;
+use crate::gpu::{GpuConfig, GpuTracker};
 use crate::paths::{self, PathTable};
 use crate::report::Report;
 use crate::rng::scopes::{SeedBook, SeedReport, SeededPath};
@@ -22,19 +25,24 @@ pub(crate) struct ProfileData {
     pub(crate) paths: PathTable,
     pub(crate) threads: Threads,
     pub(crate) seeds: SeedBook,
+    pub(crate) gpu: GpuTracker,
+    /// Spans alive that use a feature (seed, GPU): see [`crate::features`].
+    pub(crate) featured: AtomicUsize,
 }
 
 impl ProfileData {
-    pub(crate) fn new() -> Self {
-        Self::with_clock(Clock::new())
+    pub(crate) fn new(gpu: GpuConfig) -> Self {
+        Self::with(Clock::new(), gpu)
     }
 
-    pub(crate) fn with_clock(clock: Clock) -> Self {
+    pub(crate) fn with(clock: Clock, gpu: GpuConfig) -> Self {
         ProfileData {
             clock,
             paths: PathTable::default(),
             threads: Threads::default(),
             seeds: SeedBook::default(),
+            gpu: GpuTracker::new(gpu),
+            featured: AtomicUsize::new(0),
         }
     }
 }
@@ -156,13 +164,16 @@ impl Profile {
                 })
                 .collect(),
         };
+        let (gpu, gpu_warnings) = self.data.gpu.report(&entries);
         let mut report = Report::new(
             self.elapsed(),
             self.paths(),
             self.spans_never_entered(),
             seeds,
         );
+        report.gpu = gpu;
         report.warnings = warnings;
+        report.warnings.extend(gpu_warnings);
         report
     }
 }

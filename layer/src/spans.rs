@@ -56,8 +56,8 @@ pub(crate) const LOCAL_CAPACITY: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SpanState {
     pub(crate) path: PathId,
-    /// The span has a valid `seed` field (and a `SeedScope` extension).
-    pub(crate) seeded: bool,
+    /// What the layer does for this span besides timing it: [`SEEDED`], [`GPU`].
+    pub(crate) features: u8,
     pub(crate) entered: bool,
     pub(crate) panicked: bool,
     pub(crate) errors: u32,
@@ -71,7 +71,7 @@ impl SpanState {
     pub(crate) fn new(path: PathId) -> Self {
         SpanState {
             path,
-            seeded: false,
+            features: 0,
             entered: false,
             panicked: false,
             errors: 0,
@@ -108,7 +108,7 @@ impl SpanState {
         self.child_ticks += other.child_ticks;
         self.errors = self.errors.saturating_add(other.errors);
         self.panicked |= other.panicked;
-        self.seeded |= other.seeded;
+        self.features |= other.features;
         self
     }
 }
@@ -122,7 +122,7 @@ pub(crate) struct Slot {
     /// Another thread added a part to the span's extension.
     foreign: AtomicBool,
     path: AtomicU32,
-    /// bit 0: entered, bit 1: panicked, bit 2: seeded.
+    /// bit 0: entered, bit 1: panicked, bits 2..: `SpanState::features`.
     flags: AtomicU32,
     errors: AtomicU32,
     first_enter: AtomicU64,
@@ -139,7 +139,7 @@ impl Slot {
             path: self.path.load(Relaxed),
             entered: flags & 1 != 0,
             panicked: flags & 2 != 0,
-            seeded: flags & 4 != 0,
+            features: (flags >> 2) as u8,
             errors: self.errors.load(Relaxed),
             first_enter: self.first_enter.load(Relaxed),
             last_exit: self.last_exit.load(Relaxed),
@@ -151,7 +151,7 @@ impl Slot {
     /// Writes the owner's part. Owner only.
     fn store(&self, s: &SpanState) {
         self.path.store(s.path, Relaxed);
-        let flags = s.entered as u32 | (s.panicked as u32) << 1 | (s.seeded as u32) << 2;
+        let flags = s.entered as u32 | (s.panicked as u32) << 1 | (s.features as u32) << 2;
         self.flags.store(flags, Relaxed);
         self.errors.store(s.errors, Relaxed);
         self.first_enter.store(s.first_enter, Relaxed);
@@ -160,6 +160,11 @@ impl Slot {
         self.child_ticks.store(s.child_ticks, Relaxed);
     }
 }
+
+/// [`SpanState::features`]: the span is a seeded scope (`seed = N`).
+pub(crate) const SEEDED: u8 = 1;
+/// [`SpanState::features`]: the span's GPU memory is measured.
+pub(crate) const GPU: u8 = 2;
 
 /// `Frame::path` before anyone needed it.
 pub(crate) const UNRESOLVED: PathId = PathId::MAX;
@@ -175,8 +180,10 @@ pub(crate) struct Frame {
     pub(crate) child_ticks: u64,
     /// Re-entry of a span already on this thread's stack: not timed again.
     pub(crate) duplicate: bool,
-    /// A seeded span: its stream was swapped in, the outer one saved in `Private::saved`.
-    pub(crate) seeded: bool,
+    /// The span's features, when it was entered with them active: a [`SEEDED`] span's
+    /// stream was swapped in (the outer one saved in `Private::saved`), a [`GPU`] span's
+    /// readings pushed on `Private::gpu`.
+    pub(crate) features: u8,
 }
 
 /// What only the owning thread ever touches.
@@ -194,6 +201,8 @@ pub(crate) struct Private {
     /// The outer random streams of the seeded spans entered on this thread, innermost
     /// last, restored when they exit.
     pub(crate) saved: Vec<crate::rng::Scope>,
+    /// The GPU-measured spans entered on this thread, innermost last (nested peaks).
+    pub(crate) gpu: Vec<crate::gpu::GpuFrame>,
 }
 
 /// Everything one thread writes: its spans and its statistics.
@@ -219,6 +228,7 @@ impl Default for ThreadState {
                 free: (0..LOCAL_CAPACITY as u8).rev().collect(),
                 paths: PathCache::default(),
                 saved: Vec::new(),
+                gpu: Vec::new(),
             }),
             slots_stats: ThreadSlots::default(),
         }
@@ -290,10 +300,11 @@ impl Owned<'_> {
         true
     }
 
-    /// Whether span `id` is seeded; `None` if this thread does not own it.
+    /// The features of span `id`; `None` if this thread does not own it.
     #[inline]
-    pub(crate) fn is_seeded(&mut self, id: u64) -> Option<bool> {
-        self.find(id).map(|slot| slot.flags.load(Relaxed) & 4 != 0)
+    pub(crate) fn features(&mut self, id: u64) -> Option<u8> {
+        self.find(id)
+            .map(|slot| (slot.flags.load(Relaxed) >> 2) as u8)
     }
 
     /// The path of span `id`, if this thread owns it.

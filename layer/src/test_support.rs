@@ -9,7 +9,7 @@ use crate::profile::{Profile, ProfileData};
 
 /// A layer on the real clock, and its profile.
 pub(crate) fn real_layer() -> (SpanLabLayer, Profile) {
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new()));
+    let layer = SpanLabLayer::new(Arc::new(ProfileData::new(Default::default())));
     let profile = layer.profile();
     (layer, profile)
 }

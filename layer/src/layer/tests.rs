@@ -15,7 +15,7 @@ use crate::stats::QUANTILE_RELATIVE_ERROR;
 /// A layer on a mock clock, its profile, and the clock's handle.
 fn mock_layer() -> (SpanLabLayer, Profile, Arc<quanta::Mock>) {
     let (clock, mock) = Clock::mock();
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::with_clock(clock)));
+    let layer = SpanLabLayer::new(Arc::new(ProfileData::with(clock, Default::default())));
     let profile = layer.profile();
     (layer, profile, mock)
 }

@@ -22,6 +22,16 @@
 //!       "errors": 0, "panics": 0
 //!     }
 //!   ],
+//!   "gpu": {                         // GPU memory of measured spans
+//!     "probe": "cuda-pool",          // "cuda-pool", "nvml", "simulated", or null
+//!     "paths": [                     // per measured path and device, tree order
+//!       { "path": ["model_init"], "device": 0, "calls": 1,
+//!         "mean_delta_bytes": 268435456.0, "max_delta_bytes": 268435456,
+//!         "max_peak_bytes": 268435456,
+//!         "device_used_bytes": 1073741824,  // or null where the probe cannot tell
+//!         "energy_joules": 0.0, "below_resolution": 0 }
+//!     ]
+//!   },
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -51,6 +61,26 @@ struct JsonReport<'a> {
     warnings: &'a [String],
     paths: Vec<JsonPath<'a>>,
     seeds: JsonSeeds<'a>,
+    gpu: JsonGpu<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonGpu<'a> {
+    probe: Option<&'a str>,
+    paths: Vec<JsonGpuPath<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonGpuPath<'a> {
+    path: &'a [&'static str],
+    device: usize,
+    calls: u64,
+    mean_delta_bytes: f64,
+    max_delta_bytes: i64,
+    max_peak_bytes: u64,
+    device_used_bytes: Option<u64>,
+    energy_joules: f64,
+    below_resolution: u64,
 }
 
 #[derive(Serialize)]
@@ -128,6 +158,25 @@ pub(super) fn render(r: &Report) -> String {
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
+        gpu: JsonGpu {
+            probe: r.gpu.probe.as_deref(),
+            paths: r
+                .gpu
+                .paths
+                .iter()
+                .map(|p| JsonGpuPath {
+                    path: &p.path,
+                    device: p.device,
+                    calls: p.calls,
+                    mean_delta_bytes: p.mean_delta_bytes,
+                    max_delta_bytes: p.max_delta_bytes,
+                    max_peak_bytes: p.max_peak_bytes,
+                    device_used_bytes: p.device_used_bytes,
+                    energy_joules: p.energy_joules,
+                    below_resolution: p.below_resolution,
+                })
+                .collect(),
+        },
         seeds: JsonSeeds {
             root: r.seeds.root.value,
             source: r.seeds.root.source.as_str(),

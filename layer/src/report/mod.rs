@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub(crate) use files::write_atomically;
 
+use crate::gpu::GpuReport;
 use crate::rng::SeedReport;
 use crate::stats::PathStats;
 
@@ -34,6 +35,8 @@ pub struct Report {
     pub spans_never_entered: u64,
     /// The root seed, its replay line, and what each seeded path drew.
     pub seeds: SeedReport,
+    /// GPU memory per measured path and device.
+    pub gpu: GpuReport,
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
@@ -51,6 +54,7 @@ impl Report {
             paths,
             spans_never_entered,
             seeds,
+            gpu: GpuReport::default(),
             warnings: Vec::new(),
         }
     }

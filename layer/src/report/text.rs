@@ -92,6 +92,7 @@ pub(super) fn render(r: &Report) -> String {
             QUANTILE_RELATIVE_ERROR * 100.0
         );
     }
+    render_gpu(&mut out, &r.gpu);
     render_seeds(&mut out, &r.seeds);
     if r.spans_never_entered > 0 {
         let _ = writeln!(
@@ -104,6 +105,101 @@ pub(super) fn render(r: &Report) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// The GPU section, when any span was measured: one row per path and device.
+fn render_gpu(out: &mut String, gpu: &crate::gpu::GpuReport) {
+    if gpu.paths.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "gpu memory ({}):",
+        gpu.probe.as_deref().unwrap_or("no probe")
+    );
+    let header = [
+        "path",
+        "device",
+        "calls",
+        "mean delta",
+        "max delta",
+        "max peak",
+        "device used",
+        "energy",
+    ];
+    let rows: Vec<[String; 8]> = gpu
+        .paths
+        .iter()
+        .map(|p| {
+            let energy = if p.below_resolution > 0 {
+                format!(
+                    "{:.2} J ({} below resolution)",
+                    p.energy_joules, p.below_resolution
+                )
+            } else if p.energy_joules > 0.0 {
+                format!("{:.2} J", p.energy_joules)
+            } else {
+                "-".to_string()
+            };
+            [
+                p.path.join(" > "),
+                p.device.to_string(),
+                thousands(p.calls),
+                signed_bytes(p.mean_delta_bytes),
+                signed_bytes(p.max_delta_bytes as f64),
+                bytes(p.max_peak_bytes as f64),
+                p.device_used_bytes.map_or("-".into(), |b| bytes(b as f64)),
+                energy,
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..8)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(header[c].len())
+        })
+        .collect();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let mut line = format!("{:<w$}", row[0], w = widths[0]);
+        for (cell, w) in row.iter().zip(&widths).skip(1) {
+            let _ = write!(line, "  {cell:>w$}");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `256 MiB`.
+pub(crate) fn bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = b.abs();
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{value:.0} B");
+    }
+    let decimals = if value < 9.995 {
+        2
+    } else if value < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {}", UNITS[unit])
+}
+
+/// [`bytes`] with a sign: `+256 MiB`, `-1.00 KiB`, `0 B`.
+fn signed_bytes(b: f64) -> String {
+    match b {
+        b if b > 0.0 => format!("+{}", bytes(b)),
+        b if b < 0.0 => format!("-{}", bytes(b)),
+        _ => "0 B".into(),
+    }
 }
 
 /// The seeds section: the root seed and its replay line, then one row per seeded path.
@@ -239,6 +335,16 @@ mod tests {
         for (ns, want) in cases {
             assert_eq!(human(Duration::from_nanos(ns)), want, "{ns} ns");
         }
+    }
+
+    #[test]
+    fn byte_units() {
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(1536.0), "1.50 KiB");
+        assert_eq!(bytes((256u64 << 20) as f64), "256 MiB");
+        assert_eq!(signed_bytes((256u64 << 20) as f64), "+256 MiB");
+        assert_eq!(signed_bytes(-1024.0), "-1.00 KiB");
+        assert_eq!(signed_bytes(0.0), "0 B");
     }
 
     #[test]

@@ -7,10 +7,7 @@
 //! and in the thread's current slot while entered.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, PoisonError};
-
-use std::sync::atomic::Ordering::Relaxed;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id};
@@ -72,7 +69,6 @@ where
                 return (false, None);
             };
             span.extensions_mut().replace(SeedScope::new(seed));
-            book.alive.fetch_add(1, Relaxed);
             (true, None)
         }
         Some(Err(value)) => {
@@ -82,18 +78,6 @@ where
         }
         None => (false, None),
     }
-}
-
-/// Whether a span that this thread does not own is seeded (a registry lookup, made only
-/// while some seeded span is alive).
-pub(crate) fn is_seeded_elsewhere<S>(book: &SeedBook, id: &Id, ctx: &Context<'_, S>) -> bool
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    book.alive.load(Relaxed) > 0
-        && ctx
-            .span(id)
-            .is_some_and(|span| span.extensions().get::<SeedScope>().is_some())
 }
 
 /// Entering a seeded span: its stream becomes the thread's, the outer one is saved.
@@ -132,7 +116,6 @@ pub(crate) fn close<S>(book: &SeedBook, path: PathId, id: &Id, ctx: &Context<'_,
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    book.alive.fetch_sub(1, Relaxed);
     if let Some(span) = ctx.span(id) {
         if let Some(seeded) = span.extensions_mut().remove::<SeedScope>() {
             book.record(path, seeded.seed, seeded.last.as_ref());
@@ -196,9 +179,6 @@ pub(crate) struct SeedBook {
     paths: Mutex<BTreeMap<PathId, PathSeeds>>,
     /// Callsites already warned about, and the warnings for the report.
     bad: Mutex<(HashSet<usize>, Vec<String>)>,
-    /// Seeded spans alive now: while 0, a span entered on a thread that does not own it
-    /// cannot be seeded, and no lookup is made to find out.
-    pub(crate) alive: AtomicUsize,
 }
 
 impl SeedBook {

@@ -1,0 +1,211 @@
+//! What the layer does for a span besides timing it — seeded scopes ([`crate::rng`])
+//! and GPU measurement ([`crate::gpu`]) — and how spans that use neither pay nothing.
+//!
+//! Whether a callsite *could* use a feature (a `seed` field, a `gpu` field, a builder
+//! GPU rule) is decided once per callsite and parent, and cached with its path; a span
+//! then costs a test of that byte. A span that does use one carries the feature bits in
+//! its state, and the layer counts how many such spans are alive: while none are,
+//! entering a span looks nothing up.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::gpu::{GpuFields, GpuSpan};
+use crate::paths::PathId;
+use crate::profile::ProfileData;
+use crate::rng::scopes::{self, SeedScope};
+use crate::spans::{Owned, SpanState, GPU, SEEDED};
+
+/// Callsite bits: it declares a `seed` field.
+const CALLSITE_SEED: u8 = 1;
+/// Callsite bits: it declares a `gpu` or `gpu.sync` field.
+const CALLSITE_GPU_FIELD: u8 = 2;
+/// Callsite bits: a builder rule selects it for GPU measurement.
+const CALLSITE_GPU_RULE: u8 = 4;
+
+/// The callsite bits of `meta` at `depth` (called once per callsite and parent).
+pub(crate) fn classify(data: &ProfileData, meta: &'static Metadata<'static>, depth: u16) -> u8 {
+    let fields = meta.fields();
+    let mut bits = 0;
+    if fields.field("seed").is_some() {
+        bits |= CALLSITE_SEED;
+    }
+    if fields.field("gpu").is_some() || fields.field("gpu.sync").is_some() {
+        bits |= CALLSITE_GPU_FIELD;
+    }
+    if data.gpu.has_rules() && data.gpu.config.rule_selects(meta, depth) {
+        bits |= CALLSITE_GPU_RULE;
+    }
+    bits
+}
+
+/// Events a callback wants to emit once it has let go of the thread's state (an event
+/// comes back through the layer).
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Deferred {
+    warnings: [Option<String>; 2],
+    info: Option<String>,
+}
+
+impl Deferred {
+    fn warn(&mut self, warning: Option<String>) {
+        if let Some(slot) = self.warnings.iter_mut().find(|w| w.is_none()) {
+            *slot = warning;
+        }
+    }
+
+    /// Emits what was deferred: WARN events for problems, an INFO event for the GPU
+    /// summary line.
+    pub(crate) fn emit(self) {
+        for warning in self.warnings.into_iter().flatten() {
+            tracing::warn!(target: "spanlab", "{warning}");
+        }
+        if let Some(line) = self.info {
+            tracing::info!(target: "spanlab::gpu", "{line}");
+        }
+    }
+}
+
+/// A new span of a callsite with `callsite` bits: its features.
+pub(crate) fn new_span<S>(
+    data: &ProfileData,
+    callsite: u8,
+    attrs: &Attributes<'_>,
+    id: &Id,
+    ctx: &Context<'_, S>,
+    deferred: &mut Deferred,
+) -> u8
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut features = 0;
+    if callsite & CALLSITE_SEED != 0 {
+        let (seeded, warning) = scopes::on_new_span(&data.seeds, attrs, id, ctx);
+        if seeded {
+            features |= SEEDED;
+        }
+        deferred.warn(warning);
+    }
+    if callsite & (CALLSITE_GPU_FIELD | CALLSITE_GPU_RULE) != 0 && !data.gpu.known_off() {
+        let fields = if callsite & CALLSITE_GPU_FIELD != 0 {
+            GpuFields::of(attrs)
+        } else {
+            GpuFields::default()
+        };
+        if fields.gpu.unwrap_or(callsite & CALLSITE_GPU_RULE != 0) {
+            if let Some(span) = ctx.span(id) {
+                let sync = fields.sync.unwrap_or(data.gpu.config.sync);
+                span.extensions_mut().replace(GpuSpan {
+                    sync,
+                    devices: Vec::new(),
+                });
+                features |= GPU;
+            }
+        }
+    }
+    if features != 0 {
+        data.featured.fetch_add(1, Relaxed);
+    }
+    features
+}
+
+/// Entering a span: activates its features. Returns the ones now active, for the frame.
+pub(crate) fn enter<S>(
+    data: &ProfileData,
+    owned: &mut Owned<'_>,
+    id: &Id,
+    ctx: &Context<'_, S>,
+    deferred: &mut Deferred,
+) -> u8
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    // While no span with features is alive anywhere (the common case), nothing to do.
+    if data.featured.load(Relaxed) == 0 {
+        return 0;
+    }
+    let features = owned
+        .features(id.into_u64())
+        .unwrap_or_else(|| features_elsewhere(id, ctx));
+    let mut active = 0;
+    if features & SEEDED != 0 && scopes::enter(id, ctx, &mut owned.private.saved) {
+        active |= SEEDED;
+    }
+    if features & GPU != 0 {
+        let sync = ctx
+            .span(id)
+            .and_then(|s| s.extensions().get::<GpuSpan>().map(|g| g.sync));
+        if let Some(sync) = sync {
+            deferred.warn(data.gpu.enter(id.into_u64(), sync, &mut owned.private.gpu));
+            active |= GPU;
+        }
+    }
+    active
+}
+
+/// Leaving a span whose frame had `active` features.
+pub(crate) fn exit<S>(
+    data: &ProfileData,
+    owned: &mut Owned<'_>,
+    id: &Id,
+    active: u8,
+    ctx: &Context<'_, S>,
+    deferred: &mut Deferred,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if active & GPU != 0 {
+        let (calls, warning) = data.gpu.exit(id.into_u64(), &mut owned.private.gpu);
+        deferred.warn(warning);
+        if let (Some(calls), Some(span)) = (calls, ctx.span(id)) {
+            if data.gpu.config.log {
+                deferred.info = Some(data.gpu.summary(span.name(), &calls));
+            }
+            if let Some(gpu) = span.extensions_mut().get_mut::<GpuSpan>() {
+                gpu.add(calls);
+            }
+        }
+    }
+    if active & SEEDED != 0 {
+        scopes::exit(id, ctx, &mut owned.private.saved);
+    }
+}
+
+/// A span with features closed: their bookkeeping.
+pub(crate) fn close<S>(
+    data: &ProfileData,
+    state: &SpanState,
+    path: PathId,
+    id: &Id,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    data.featured.fetch_sub(1, Relaxed);
+    if state.features & SEEDED != 0 {
+        scopes::close(&data.seeds, path, id, ctx);
+    }
+    if state.features & GPU != 0 {
+        let gpu = ctx
+            .span(id)
+            .and_then(|s| s.extensions_mut().remove::<GpuSpan>());
+        if let Some(gpu) = gpu.filter(|g| !g.devices.is_empty()) {
+            data.gpu.record(path, &gpu);
+        }
+    }
+}
+
+/// The features of a span this thread does not own, from its extensions.
+fn features_elsewhere<S>(id: &Id, ctx: &Context<'_, S>) -> u8
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return 0 };
+    let ext = span.extensions();
+    (ext.get::<SeedScope>().is_some() as u8 * SEEDED) | (ext.get::<GpuSpan>().is_some() as u8 * GPU)
+}
