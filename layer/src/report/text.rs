@@ -29,11 +29,11 @@ pub(super) fn render(r: &Report) -> String {
     }
     header.extend(["err", "panic"]);
 
-    let rows: Vec<(String, Vec<String>)> = r
+    let rows: Vec<Vec<String>> = r
         .paths
         .iter()
         .map(|p| {
-            let mut cells = vec![thousands(p.calls)];
+            let mut cells = vec![p.path_string(), thousands(p.calls)];
             cells.extend(
                 [
                     p.total,
@@ -53,38 +53,13 @@ pub(super) fn render(r: &Report) -> String {
             }
             cells.push(p.errors.to_string());
             cells.push(p.panics.to_string());
-            (p.path_string(), cells)
+            cells
         })
         .collect();
 
     if !rows.is_empty() {
-        let path_width = rows
-            .iter()
-            .map(|(p, _)| p.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| {
-                rows.iter()
-                    .map(|(_, cells)| cells[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-                    .max(header[c].len())
-            })
-            .collect();
-        let _ = write!(out, "{:<path_width$}", "path");
-        for (h, w) in header.iter().zip(&widths) {
-            let _ = write!(out, "  {h:>w$}");
-        }
-        out.push('\n');
-        for (path, cells) in &rows {
-            let _ = write!(out, "{path:<path_width$}");
-            for (cell, w) in cells.iter().zip(&widths) {
-                let _ = write!(out, "  {cell:>w$}");
-            }
-            out.push('\n');
-        }
+        header.insert(0, "path");
+        table(&mut out, &header, rows, &[0]);
         let _ = writeln!(
             out,
             "(total, self and idle: sums over calls; self = time entered minus time in child spans; \
@@ -153,19 +128,36 @@ fn render_gpu(out: &mut String, gpu: &crate::gpu::GpuReport) {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..8)
+    table(
+        out,
+        &header,
+        rows.into_iter().map(Vec::from).collect(),
+        &[0],
+    );
+}
+
+/// Writes aligned columns, two spaces apart: `left` columns left-aligned, the others
+/// right-aligned; no trailing spaces.
+fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>, left: &[usize]) {
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(header[c].len())
+                .max(header[c].chars().count())
         })
         .collect();
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
-        let mut line = format!("{:<w$}", row[0], w = widths[0]);
-        for (cell, w) in row.iter().zip(&widths).skip(1) {
-            let _ = write!(line, "  {cell:>w$}");
+    let header = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for row in header.into_iter().chain(rows) {
+        let mut line = String::new();
+        for (c, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            let sep = if c == 0 { "" } else { "  " };
+            if left.contains(&c) {
+                let _ = write!(line, "{sep}{cell:<w$}");
+            } else {
+                let _ = write!(line, "{sep}{cell:>w$}");
+            }
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -248,30 +240,12 @@ fn render_seeds(out: &mut String, seeds: &crate::rng::scopes::SeedReport) {
         })
         .collect();
     let header = ["seeded path", "calls", "draws", "digest", "seeds"];
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(header[c].len())
-        })
-        .collect();
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:<w3$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-    }
+    table(
+        out,
+        &header,
+        rows.into_iter().map(Vec::from).collect(),
+        &[0, 3, 4],
+    );
 }
 
 /// A duration with three significant digits and a unit: `812 ns`, `12.3 µs`, `4.56 ms`,
