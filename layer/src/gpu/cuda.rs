@@ -34,7 +34,7 @@ struct Device {
 }
 
 /// Reads each visible device's current CUDA memory pool.
-pub(crate) struct CudaPoolProbe {
+pub struct CudaPoolProbe {
     devices: Vec<Device>,
     #[cfg(feature = "nvml")]
     energy: Option<super::nvml::NvmlProbe>,
@@ -46,7 +46,7 @@ fn err(what: &str) -> impl Fn(DriverError) -> ProbeError + '_ {
 
 impl CudaPoolProbe {
     /// Loads the driver and opens every visible device, or says why it cannot.
-    pub(crate) fn detect() -> Result<Self, String> {
+    pub fn detect() -> Result<Self, String> {
         // SAFETY: only tries to load the library; no cudarc symbol is resolved.
         if !unsafe { sys::is_culib_present() } {
             return Err(
@@ -142,6 +142,7 @@ impl GpuProbe for CudaPoolProbe {
         use sys::CUmemPool_attribute::*;
         let allocated = self.pool_attribute(device, CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
         let peak = self.pool_attribute(device, CU_MEMPOOL_ATTR_USED_MEM_HIGH)?;
+        let reserved = self.pool_attribute(device, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)?;
         // cuMemGetInfo reads the current context's device.
         self.devices[device]
             .ctx
@@ -151,6 +152,7 @@ impl GpuProbe for CudaPoolProbe {
         Ok(MemoryReading {
             allocated,
             peak,
+            reserved: Some(reserved),
             device_used: Some((total - free) as u64),
             device_total: Some(total as u64),
         })
@@ -167,6 +169,11 @@ impl GpuProbe for CudaPoolProbe {
             )
         }
         .map_err(err("cuMemPoolSetAttribute"))
+    }
+
+    #[cfg(feature = "nvml")]
+    fn power_mw(&self, device: usize) -> Option<u32> {
+        self.energy.as_ref()?.power_mw(device)
     }
 
     #[cfg(feature = "nvml")]

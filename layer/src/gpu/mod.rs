@@ -26,6 +26,11 @@
 //! the device before each reading, like `torch.cuda.synchronize`; without it no
 //! synchronization happens, because it stalls the pipeline.
 
+#[cfg(feature = "cuda")]
+pub use cuda::CudaPoolProbe;
+#[cfg(feature = "nvml")]
+pub use nvml::NvmlProbe;
+
 mod probe;
 mod simulated;
 
@@ -133,11 +138,14 @@ pub(crate) struct GpuFrame {
 }
 
 /// What one measured span did on one device, over all its entered intervals.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct DeviceCall {
     pub(crate) before: u64,
     pub(crate) after: u64,
     pub(crate) peak: u64,
+    pub(crate) reserved: Option<u64>,
+    /// Time measured (entered), for average power.
+    pub(crate) seconds: f64,
     pub(crate) device_used: Option<u64>,
     pub(crate) energy_mj: u64,
     /// An interval was shorter than the energy counter's update period.
@@ -158,6 +166,8 @@ pub(crate) struct DeviceStats {
     pub(crate) sum_delta: i128,
     pub(crate) max_delta: i64,
     pub(crate) max_peak: u64,
+    pub(crate) max_reserved: Option<u64>,
+    pub(crate) seconds: f64,
     pub(crate) last_device_used: Option<u64>,
     pub(crate) energy_mj: u64,
     pub(crate) below_resolution: u64,
@@ -334,6 +344,8 @@ impl GpuTracker {
                 before: window.before,
                 after: reading.allocated,
                 peak,
+                reserved: reading.reserved,
+                seconds: elapsed.as_secs_f64(),
                 device_used: reading.device_used,
                 energy_mj,
                 below_resolution,
@@ -387,6 +399,8 @@ impl GpuTracker {
             s.calls += 1;
             s.sum_delta += delta as i128;
             s.max_peak = s.max_peak.max(c.peak);
+            s.max_reserved = s.max_reserved.max(c.reserved);
+            s.seconds += c.seconds;
             s.last_device_used = c.device_used.or(s.last_device_used);
             s.energy_mj += c.energy_mj;
             s.below_resolution += c.below_resolution as u64;
@@ -405,6 +419,8 @@ impl GpuSpan {
         for (d, c) in self.devices.iter_mut().zip(calls) {
             d.after = c.after;
             d.peak = d.peak.max(c.peak);
+            d.reserved = d.reserved.max(c.reserved);
+            d.seconds += c.seconds;
             d.device_used = c.device_used.or(d.device_used);
             d.energy_mj += c.energy_mj;
             d.below_resolution |= c.below_resolution;
@@ -439,10 +455,15 @@ pub struct GpuPath {
     pub max_delta_bytes: i64,
     /// The highest allocation inside any call (its children's included), bytes.
     pub max_peak_bytes: u64,
+    /// The most the allocator held from the device at an exit (allocated or cached;
+    /// PyTorch's `memory_reserved`), where the probe knows it.
+    pub max_reserved_bytes: Option<u64>,
     /// Device-wide memory in use at the last measured exit, where the probe knows it.
     pub device_used_bytes: Option<u64>,
     /// Energy used inside the calls, joules (0 unless energy is on).
     pub energy_joules: f64,
+    /// `energy_joules` over the calls' measured time, when energy is on.
+    pub average_watts: Option<f64>,
     /// Calls shorter than the energy counter's update period (their energy is not
     /// meaningful on its own).
     pub below_resolution: u64,
@@ -476,8 +497,11 @@ impl GpuTracker {
                     mean_delta_bytes: s.sum_delta as f64 / s.calls.max(1) as f64,
                     max_delta_bytes: s.max_delta,
                     max_peak_bytes: s.max_peak,
+                    max_reserved_bytes: s.max_reserved,
                     device_used_bytes: s.last_device_used,
                     energy_joules: s.energy_mj as f64 / 1000.0,
+                    average_watts: (self.config.energy && s.seconds > 0.0)
+                        .then(|| s.energy_mj as f64 / 1000.0 / s.seconds),
                     below_resolution: s.below_resolution,
                 });
             }
@@ -510,5 +534,25 @@ fn detect() -> Result<Arc<dyn GpuProbe>, String> {
 mod cuda;
 #[cfg(feature = "nvml")]
 mod nvml;
+
+/// The names spanlab gives GPU readings as span attributes when it exports spans over
+/// OTLP (one set per device, `{device}` the CUDA ordinal). Fixed here so that reports,
+/// JSON and traces use one vocabulary.
+pub mod attributes {
+    /// Bytes allocated at the span's first enter.
+    pub const BEFORE_BYTES: &str = "gpu.{device}.memory.before_bytes";
+    /// Bytes allocated at the span's last exit.
+    pub const AFTER_BYTES: &str = "gpu.{device}.memory.after_bytes";
+    /// `after − before`, bytes (may be negative).
+    pub const DELTA_BYTES: &str = "gpu.{device}.memory.delta_bytes";
+    /// The highest allocation inside the span, bytes.
+    pub const PEAK_BYTES: &str = "gpu.{device}.memory.peak_bytes";
+    /// Bytes held by the allocator at exit (allocated or cached).
+    pub const RESERVED_BYTES: &str = "gpu.{device}.memory.reserved_bytes";
+    /// Device-wide bytes in use at exit.
+    pub const DEVICE_USED_BYTES: &str = "gpu.{device}.memory.device_used_bytes";
+    /// Energy used inside the span, joules (absent when below the counter's resolution).
+    pub const ENERGY_JOULES: &str = "gpu.{device}.energy_joules";
+}
 #[cfg(test)]
 mod tests;

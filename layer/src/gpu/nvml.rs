@@ -13,7 +13,7 @@ use nvml_wrapper::Nvml;
 use super::probe::{GpuProbe, MemoryReading, ProbeError};
 
 /// Reads NVML devices, in CUDA ordinal order.
-pub(crate) struct NvmlProbe {
+pub struct NvmlProbe {
     nvml: Nvml,
     /// NVML device UUID of each CUDA ordinal.
     uuids: Vec<String>,
@@ -21,7 +21,7 @@ pub(crate) struct NvmlProbe {
 
 impl NvmlProbe {
     /// Opens NVML and maps the CUDA-visible devices, or says why it cannot.
-    pub(crate) fn detect() -> Result<Self, String> {
+    pub fn detect() -> Result<Self, String> {
         let nvml = Nvml::init().map_err(|e| format!("cannot load NVML: {e}"))?;
         let count = nvml
             .device_count()
@@ -106,6 +106,7 @@ impl GpuProbe for NvmlProbe {
         Ok(MemoryReading {
             allocated: mine,
             peak: mine,
+            reserved: None,
             device_used: Some(memory.used),
             device_total: Some(memory.total),
         })
@@ -113,6 +114,10 @@ impl GpuProbe for NvmlProbe {
 
     fn reset_peak(&self, _device: usize) -> Result<(), ProbeError> {
         Ok(()) // no high-water mark to reset
+    }
+
+    fn power_mw(&self, ordinal: usize) -> Option<u32> {
+        self.device(ordinal).ok()?.power_usage().ok()
     }
 
     fn energy_mj(&self, ordinal: usize) -> Option<u64> {

@@ -15,6 +15,9 @@ pub struct MemoryReading {
     /// The most `allocated` has been since the peak was last reset (`USED_MEM_HIGH`:
     /// PyTorch's `max_memory_allocated`).
     pub peak: u64,
+    /// Bytes the allocator holds from the device, allocated or cached
+    /// (`RESERVED_MEM_CURRENT`: PyTorch's `memory_reserved`), where the source knows it.
+    pub reserved: Option<u64>,
     /// Device-wide bytes in use by every process, where the source knows it.
     pub device_used: Option<u64>,
     /// The device's capacity, where the source knows it.
@@ -56,6 +59,11 @@ pub trait GpuProbe: Send + Sync + 'static {
 
     /// The device's energy counter in millijoules, if it has one.
     fn energy_mj(&self, _device: usize) -> Option<u64> {
+        None
+    }
+
+    /// The device's power draw now, in milliwatts, if the source can tell.
+    fn power_mw(&self, _device: usize) -> Option<u32> {
         None
     }
 

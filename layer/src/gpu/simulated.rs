@@ -138,6 +138,7 @@ impl GpuProbe for SimulatedGpu {
         Ok(self.device(device, |d| MemoryReading {
             allocated: d.allocated,
             peak: d.peak,
+            reserved: Some(d.peak),
             device_used: Some(d.allocated),
             device_total: Some(d.total),
         }))

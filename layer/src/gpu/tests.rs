@@ -167,6 +167,9 @@ fn energy_is_summed_and_short_spans_are_flagged_below_resolution() {
     });
     let paths = profile.report().gpu.paths;
     let long = gpu_path(&paths, "long", 0);
+    // 30 J over the span's measured time (at least the 120 ms slept): at most 250 W.
+    let watts = long.average_watts.expect("energy is on");
+    assert!(watts > 30.0 && watts <= 30.0 / 0.120, "{watts} W");
     assert_eq!((long.energy_joules, long.below_resolution), (30.0, 0));
     let short = gpu_path(&paths, "short", 0);
     assert_eq!(short.below_resolution, 3);
@@ -328,6 +331,7 @@ fn report_text_and_json_show_the_gpu_section() {
             "+256 MiB",
             "256 MiB",
             "256 MiB",
+            "256 MiB",
             "-"
         ]
     );
@@ -337,7 +341,8 @@ fn report_text_and_json_show_the_gpu_section() {
         json["gpu"]["paths"][0],
         serde_json::json!({"path": ["model_init"], "device": 0, "calls": 1,
             "mean_delta_bytes": 268435456.0, "max_delta_bytes": 268435456, "max_peak_bytes": 268435456,
-            "device_used_bytes": 268435456, "energy_joules": 0.0, "below_resolution": 0})
+            "max_reserved_bytes": 268435456, "device_used_bytes": 268435456, "energy_joules": 0.0,
+            "average_watts": null, "below_resolution": 0})
     );
 }
 

@@ -28,8 +28,10 @@
 //!       { "path": ["model_init"], "device": 0, "calls": 1,
 //!         "mean_delta_bytes": 268435456.0, "max_delta_bytes": 268435456,
 //!         "max_peak_bytes": 268435456,
+//!         "max_reserved_bytes": 268435456,  // or null where the probe cannot tell
 //!         "device_used_bytes": 1073741824,  // or null where the probe cannot tell
-//!         "energy_joules": 0.0, "below_resolution": 0 }
+//!         "energy_joules": 0.0, "average_watts": null,  // watts when energy is on
+//!         "below_resolution": 0 }
 //!     ]
 //!   },
 //!   "seeds": {
@@ -78,8 +80,10 @@ struct JsonGpuPath<'a> {
     mean_delta_bytes: f64,
     max_delta_bytes: i64,
     max_peak_bytes: u64,
+    max_reserved_bytes: Option<u64>,
     device_used_bytes: Option<u64>,
     energy_joules: f64,
+    average_watts: Option<f64>,
     below_resolution: u64,
 }
 
@@ -171,8 +175,10 @@ pub(super) fn render(r: &Report) -> String {
                     mean_delta_bytes: p.mean_delta_bytes,
                     max_delta_bytes: p.max_delta_bytes,
                     max_peak_bytes: p.max_peak_bytes,
+                    max_reserved_bytes: p.max_reserved_bytes,
                     device_used_bytes: p.device_used_bytes,
                     energy_joules: p.energy_joules,
+                    average_watts: p.average_watts,
                     below_resolution: p.below_resolution,
                 })
                 .collect(),

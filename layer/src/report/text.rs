@@ -99,20 +99,25 @@ fn render_gpu(out: &mut String, gpu: &crate::gpu::GpuReport) {
         "mean delta",
         "max delta",
         "max peak",
+        "reserved",
         "device used",
         "energy",
     ];
-    let rows: Vec<[String; 8]> = gpu
+    let rows: Vec<[String; 9]> = gpu
         .paths
         .iter()
         .map(|p| {
+            let watts = p
+                .average_watts
+                .filter(|w| *w > 0.0)
+                .map_or(String::new(), |w| format!(", {w:.0} W"));
             let energy = if p.below_resolution > 0 {
                 format!(
-                    "{:.2} J ({} below resolution)",
+                    "{:.2} J{watts} ({} below resolution)",
                     p.energy_joules, p.below_resolution
                 )
             } else if p.energy_joules > 0.0 {
-                format!("{:.2} J", p.energy_joules)
+                format!("{:.2} J{watts}", p.energy_joules)
             } else {
                 "-".to_string()
             };
@@ -123,6 +128,7 @@ fn render_gpu(out: &mut String, gpu: &crate::gpu::GpuReport) {
                 signed_bytes(p.mean_delta_bytes),
                 signed_bytes(p.max_delta_bytes as f64),
                 bytes(p.max_peak_bytes as f64),
+                p.max_reserved_bytes.map_or("-".into(), |b| bytes(b as f64)),
                 p.device_used_bytes.map_or("-".into(), |b| bytes(b as f64)),
                 energy,
             ]
