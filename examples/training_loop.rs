@@ -26,6 +26,9 @@
 //! The example checks its own arithmetic: it fails if the final loss is not below half
 //! the loss of the first epoch.
 
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use spanlab::SeededRng;
 use tracing::instrument;
 
 const INPUTS: usize = 32;
@@ -39,7 +42,8 @@ fn main() {
     // Keep the guard to the end of `main`: dropping it prints the report.
     let guard = spanlab::init();
 
-    let mut rng = SplitMix64(0x5eed);
+    // spanlab's seedable generator: every run trains on the same data.
+    let mut rng = SeededRng::seed_from_u64(0x5eed);
     let data = Dataset::synthetic(&mut rng);
     let mut model = Mlp::random(&mut rng);
     let mut work = Workspace::new();
@@ -84,9 +88,9 @@ fn train_epoch(
     data: &Dataset,
     order: &mut [usize],
     work: &mut Workspace,
-    rng: &mut SplitMix64,
+    rng: &mut SeededRng,
 ) -> f32 {
-    rng.shuffle(order);
+    order.shuffle(rng);
     let mut total_loss = 0.0;
     for batch in order.chunks_exact(BATCH) {
         // Copying the batch into contiguous buffers is data loading: it shows up as
@@ -195,18 +199,18 @@ impl Mlp {
     }
 
     /// Glorot-uniform weights, zero biases: keeps tanh out of saturation at the start.
-    fn random(rng: &mut SplitMix64) -> Self {
+    fn random(rng: &mut SeededRng) -> Self {
         let mut model = Mlp::zeros();
         let limit1 = (6.0 / (INPUTS + HIDDEN) as f32).sqrt();
         let limit2 = (6.0 / (HIDDEN + 1) as f32).sqrt();
         model
             .w1
             .iter_mut()
-            .for_each(|w| *w = limit1 * rng.uniform());
+            .for_each(|w| *w = limit1 * rng.random_range(-1.0f32..1.0));
         model
             .w2
             .iter_mut()
-            .for_each(|w| *w = limit2 * rng.uniform());
+            .for_each(|w| *w = limit2 * rng.random_range(-1.0f32..1.0));
         model
     }
 
@@ -227,14 +231,18 @@ struct Dataset {
 }
 
 impl Dataset {
-    fn synthetic(rng: &mut SplitMix64) -> Self {
-        let direction: Vec<f32> = (0..INPUTS).map(|_| rng.uniform()).collect();
-        let x: Vec<f32> = (0..SAMPLES * INPUTS).map(|_| rng.uniform()).collect();
+    fn synthetic(rng: &mut SeededRng) -> Self {
+        let direction: Vec<f32> = (0..INPUTS)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let x: Vec<f32> = (0..SAMPLES * INPUTS)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
         let y = x
             .chunks_exact(INPUTS)
             .map(|x| {
                 let t = 0.5 * dot(&direction, x);
-                t + 0.5 * (2.0 * t).sin() + 0.05 * rng.uniform()
+                t + 0.5 * (2.0 * t).sin() + 0.05 * rng.random_range(-1.0f32..1.0)
             })
             .collect();
         Dataset { x, y }
@@ -265,35 +273,6 @@ impl Workspace {
             output: vec![0.0; BATCH],
             d_output: vec![0.0; BATCH],
             grads: Mlp::zeros(),
-        }
-    }
-}
-
-/// SplitMix64: a tiny deterministic generator, so every run trains on the same data.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn uniform(&mut self) -> f32 {
-        // The top 24 bits: exactly representable in an f32 mantissa.
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        2.0 * unit - 1.0
-    }
-
-    /// Fisher–Yates shuffle.
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            // Modulo bias is ~i / 2^64: irrelevant here.
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
         }
     }
 }
