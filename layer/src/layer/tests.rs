@@ -385,3 +385,57 @@ fn a_span_touched_elsewhere_then_evicted_keeps_every_part() {
         2 * crate::spans::LOCAL_CAPACITY as u64
     );
 }
+
+#[test]
+fn stress_spans_moving_between_threads_while_owners_evict() {
+    // Producers create spans, time some locally, keep more live spans than their table
+    // holds (evicting, and racing closers elsewhere), and hand every span to consumers
+    // that enter it twice, create children under it, and close it. Every count must be
+    // exact, and nothing may panic or deadlock.
+    const PRODUCERS: usize = 3;
+    const JOBS: usize = 400;
+    let (layer, profile) = real_layer();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (tx, rx) = std::sync::mpsc::channel::<tracing::Span>();
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (dispatch, rx) = (dispatch.clone(), &rx);
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || loop {
+                    let Ok(job) = rx.lock().unwrap().recv() else { break };
+                    for _ in 0..2 {
+                        job.in_scope(|| info_span!("step").in_scope(|| std::hint::black_box(1)));
+                    }
+                    drop(job); // closed here, or on the producer if it still holds a clone
+                })
+            });
+        }
+        for p in 0..PRODUCERS {
+            let (dispatch, tx) = (dispatch.clone(), tx.clone());
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut held = std::collections::VecDeque::new();
+                    for i in 0..JOBS {
+                        let job = info_span!("job", p, i);
+                        if i % 3 == 0 {
+                            job.in_scope(|| ()); // a part timed by its owner
+                        }
+                        tx.send(job.clone()).unwrap();
+                        held.push_back(job); // keeps > LOCAL_CAPACITY alive: evictions
+                        if held.len() > 100 {
+                            held.pop_front();
+                        }
+                    }
+                })
+            });
+        }
+        drop(tx);
+    });
+    let total = (PRODUCERS * JOBS) as u64;
+    assert_eq!(profile.get("job").unwrap().calls, total);
+    assert_eq!(profile.get("job > step").unwrap().calls, 2 * total);
+    assert_eq!(profile.spans_never_entered(), 0);
+    let job = profile.get("job").unwrap();
+    assert!(job.busy >= profile.get("job > step").unwrap().total);
+}
