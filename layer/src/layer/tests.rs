@@ -403,7 +403,9 @@ fn stress_spans_moving_between_threads_while_owners_evict() {
             let (dispatch, rx) = (dispatch.clone(), &rx);
             s.spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || loop {
-                    let Ok(job) = rx.lock().unwrap().recv() else { break };
+                    let Ok(job) = rx.lock().unwrap().recv() else {
+                        break;
+                    };
                     for _ in 0..2 {
                         job.in_scope(|| info_span!("step").in_scope(|| std::hint::black_box(1)));
                     }

@@ -146,6 +146,17 @@ impl TryRng for AmbientRng {
     }
 }
 
+/// The names spanlab gives seed bookkeeping when it exports spans over OTLP, fixed here
+/// so that reports, JSON and traces share one vocabulary.
+pub mod attributes {
+    /// On a seeded span: its `seed` (an unsigned integer).
+    pub const SEED: &str = "rng.seed";
+    /// On a seeded span: the values drawn inside it.
+    pub const DRAWS: &str = "rng.draws";
+    /// On the resource (every span of the run): the run's root seed.
+    pub const ROOT_SEED: &str = "spanlab.rng.root_seed";
+}
+
 /// Where the run's root seed came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeedSource {
