@@ -60,8 +60,19 @@ impl Deferred {
     }
 
     /// Emits what was deferred: WARN events for problems, an INFO event for the GPU
-    /// summary line.
+    /// summary line. Nearly always there is nothing: that case is one inline test.
+    #[inline]
     pub(crate) fn emit(self) {
+        // `warn` fills `warnings[0]` first, so it and `info` say whether anything is here.
+        if self.warnings[0].is_some() || self.info.is_some() {
+            self.emit_slow();
+        } else {
+            std::mem::forget(self); // nothing to drop: skip the drop glue
+        }
+    }
+
+    #[cold]
+    fn emit_slow(self) {
         for warning in self.warnings.into_iter().flatten() {
             tracing::warn!(target: "spanlab", "{warning}");
         }
@@ -114,7 +125,8 @@ where
     features
 }
 
-/// Entering a span: activates its features. Returns the ones now active, for the frame.
+/// Entering a span while spans with features are alive: activates this one's features.
+/// Returns the ones now active, for the frame.
 pub(crate) fn enter<S>(
     data: &ProfileData,
     owned: &mut Owned<'_>,
@@ -125,10 +137,6 @@ pub(crate) fn enter<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // While no span with features is alive anywhere (the common case), nothing to do.
-    if data.featured.load(Relaxed) == 0 {
-        return 0;
-    }
     let features = owned
         .features(id.into_u64())
         .unwrap_or_else(|| features_elsewhere(id, ctx));

@@ -119,7 +119,13 @@ where
         let mut owned = self.data.threads.owned();
         let duplicate = owned.private.frames.iter().any(|f| f.id == key);
         let mut deferred = Deferred::default();
-        let features = if duplicate {
+        // While no span with features is alive anywhere (the common case): nothing to do.
+        let featured = self
+            .data
+            .featured
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
+        let features = if duplicate || !featured {
             0
         } else {
             features::enter(&self.data, &mut owned, id, &ctx, &mut deferred)

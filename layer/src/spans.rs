@@ -133,6 +133,7 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// Reads the owner's part (the owner, or rule 2's closer).
+    #[inline]
     fn load(&self) -> SpanState {
         let flags = self.flags.load(Relaxed);
         SpanState {
@@ -149,6 +150,7 @@ impl Slot {
     }
 
     /// Writes the owner's part. Owner only.
+    #[inline]
     fn store(&self, s: &SpanState) {
         self.path.store(s.path, Relaxed);
         let flags = s.entered as u32 | (s.panicked as u32) << 1 | (s.features as u32) << 2;
