@@ -23,4 +23,6 @@ SPANLAB_REPORT=off cargo run --release --quiet --example training_loop
 SPANLAB_REPORT=off cargo run --release --quiet --example temporary_seed
 # gpu_memory runs on the GPU when there is one, else on the simulated device.
 SPANLAB_REPORT=off cargo run --release --quiet --example gpu_memory
+# prompt_recorder asserts its three records were kept, and redacted.
+SPANLAB_REPORT=off cargo run --release --quiet --example prompt_recorder
 cargo run --release --quiet --example overhead

@@ -7,6 +7,7 @@ use crate::config::{self, ReportTarget, Settings};
 use crate::gpu::{GpuConfig, GpuProbe};
 use crate::guard::{print_stderr, Emitter, Guard};
 use crate::layer::SpanLabLayer;
+use crate::llm::Redactor;
 use crate::profile::{Profile, ProfileData};
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
@@ -46,6 +47,23 @@ pub struct Builder {
     settings: Settings,
     report_on_signal: bool,
     gpu: GpuConfig,
+    prompts: PromptSettings,
+}
+
+/// The builder's prompt-record settings.
+#[derive(Clone, Default)]
+struct PromptSettings {
+    redact: Option<Redactor>,
+    size_cap: Option<usize>,
+}
+
+impl std::fmt::Debug for PromptSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptSettings")
+            .field("redact", &self.redact.as_ref().map(|_| "<fn>"))
+            .field("size_cap", &self.size_cap)
+            .finish()
+    }
 }
 
 impl Builder {
@@ -131,6 +149,27 @@ impl Builder {
         self
     }
 
+    /// Append every LLM call record to this file as a JSON line, flushed as it happens
+    /// (`SPANLAB_PROMPTS_JSONL`).
+    pub fn prompts_jsonl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.prompts_jsonl = Some(path.into());
+        self
+    }
+
+    /// Applied to every prompt and response text before spanlab stores, writes or
+    /// reports it (strip keys, e-mail addresses...).
+    pub fn redact(mut self, redact: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.prompts.redact = Some(Arc::new(redact));
+        self
+    }
+
+    /// The most bytes kept of each prompt message and response (default 32 KiB); longer
+    /// texts are cut on a character boundary and the cut is marked.
+    pub fn prompt_size_cap(mut self, bytes: usize) -> Self {
+        self.prompts.size_cap = Some(bytes);
+        self
+    }
+
     /// Ignore the environment: `SPANLAB_*` variables, and `RUST_LOG` in [`Builder::init`]
     /// (no `EnvFilter` is installed). Only the builder's settings apply.
     pub fn ignore_env(mut self) -> Self {
@@ -165,10 +204,30 @@ impl Builder {
             crate::rng::resolve_root(self.settings.seed, env("SPANLAB_SEED").as_deref());
         let (_, fixed_error) = crate::rng::fix_root(wanted);
         errors.extend(seed_error.into_iter().chain(fixed_error));
+        let jsonl = outputs.prompts_jsonl.as_ref().and_then(|out| {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out.path);
+            file.map_err(|e| {
+                let problem = format!("cannot open for appending: {e}");
+                errors.push(config::ConfigError::new(
+                    out.source,
+                    out.path.display().to_string(),
+                    problem,
+                ));
+            })
+            .ok()
+        });
+        let size_cap = self
+            .prompts
+            .size_cap
+            .unwrap_or(crate::llm::DEFAULT_SIZE_CAP);
+        let prompts = crate::llm::PromptBook::new(self.prompts.redact, size_cap, jsonl);
+        let data = Arc::new(ProfileData::configured(self.gpu, prompts));
         for e in &errors {
             print_stderr(&format!("spanlab: ignoring {e}\n"));
         }
-        let data = Arc::new(ProfileData::new(self.gpu));
         let emitter = Arc::new(Emitter::new(
             Profile::from_data(data.clone()),
             outputs,

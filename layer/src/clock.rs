@@ -84,7 +84,6 @@ impl Clock {
     }
 
     /// Wall-clock time of a raw reading, in ns since the Unix epoch (for export).
-    #[allow(dead_code)] // used by the OTLP exporter
     pub(crate) fn unix_nanos(&self, raw: u64) -> u64 {
         self.origin_unix_ns + self.nanos_between(self.origin_raw, raw)
     }

@@ -10,6 +10,7 @@
 //! | `SPANLAB_REPORT` | `stderr`, `stdout`, `off`, or a file path | `stderr` |
 //! | `SPANLAB_REPORT_JSON` | a file path | none |
 //! | `SPANLAB_REPORT_FOLDED` | a file path | none |
+//! | `SPANLAB_PROMPTS_JSONL` | a file path: every LLM record is appended as it happens | none |
 //! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
 //!
 //! A bad value never stops the program: it is reported once on stderr as a
@@ -102,6 +103,7 @@ pub(crate) struct Settings {
     pub(crate) text: Option<ReportTarget>,
     pub(crate) json: Option<PathBuf>,
     pub(crate) folded: Option<PathBuf>,
+    pub(crate) prompts_jsonl: Option<PathBuf>,
     pub(crate) seed: Option<u64>,
     pub(crate) ignore_env: bool,
 }
@@ -113,6 +115,7 @@ pub(crate) struct Outputs {
     pub(crate) text_source: &'static str,
     pub(crate) json: Option<FileOutput>,
     pub(crate) folded: Option<FileOutput>,
+    pub(crate) prompts_jsonl: Option<FileOutput>,
 }
 
 /// Applies the environment (read through `env`) over the builder's settings and checks
@@ -183,6 +186,11 @@ pub(crate) fn resolve(
         &settings.folded,
         "Builder::report_folded",
         "SPANLAB_REPORT_FOLDED",
+    );
+    outputs.prompts_jsonl = file(
+        &settings.prompts_jsonl,
+        "Builder::prompts_jsonl",
+        "SPANLAB_PROMPTS_JSONL",
     );
     (outputs, errors)
 }

@@ -8,6 +8,7 @@
 //! entering a span looks nothing up.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id};
 use tracing_core::{Metadata, Subscriber};
@@ -15,10 +16,11 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::gpu::{GpuFields, GpuSpan};
+use crate::llm::RecorderSink;
 use crate::paths::PathId;
 use crate::profile::ProfileData;
 use crate::rng::scopes::{self, SeedScope};
-use crate::spans::{Owned, SpanState, GPU, SEEDED};
+use crate::spans::{Owned, SpanState, GPU, RECORDER, SEEDED};
 
 /// Callsite bits: it declares a `seed` field.
 const CALLSITE_SEED: u8 = 1;
@@ -26,6 +28,8 @@ const CALLSITE_SEED: u8 = 1;
 const CALLSITE_GPU_FIELD: u8 = 2;
 /// Callsite bits: a builder rule selects it for GPU measurement.
 const CALLSITE_GPU_RULE: u8 = 4;
+/// Callsite bits: it is a `PromptRecorder` span (`spanlab.recorder` field).
+const CALLSITE_RECORDER: u8 = 8;
 
 /// The callsite bits of `meta` at `depth` (called once per callsite and parent).
 pub(crate) fn classify(data: &ProfileData, meta: &'static Metadata<'static>, depth: u16) -> u8 {
@@ -39,6 +43,9 @@ pub(crate) fn classify(data: &ProfileData, meta: &'static Metadata<'static>, dep
     }
     if data.gpu.has_rules() && data.gpu.config.rule_selects(meta, depth) {
         bits |= CALLSITE_GPU_RULE;
+    }
+    if fields.field("spanlab.recorder").is_some() {
+        bits |= CALLSITE_RECORDER;
     }
     bits
 }
@@ -119,10 +126,71 @@ where
             }
         }
     }
+    if callsite & CALLSITE_RECORDER != 0 {
+        if let (Some(sink), Some(span)) = (recorder_sink(attrs), ctx.span(id)) {
+            span.extensions_mut().replace(RecorderExt(sink));
+            data.prompts.recorders.fetch_add(1, Relaxed);
+            features |= RECORDER;
+        }
+    }
     if features != 0 {
         data.featured.fetch_add(1, Relaxed);
     }
     features
+}
+
+/// The extension on a `PromptRecorder` span: where records beneath it go.
+struct RecorderExt(Arc<RecorderSink>);
+
+/// The sink of a new recorder span, from its `spanlab.recorder` id.
+fn recorder_sink(attrs: &Attributes<'_>) -> Option<Arc<RecorderSink>> {
+    struct Visitor(Option<u64>);
+    impl tracing_core::field::Visit for Visitor {
+        fn record_u64(&mut self, field: &tracing_core::Field, value: u64) {
+            if field.name() == "spanlab.recorder" {
+                self.0 = Some(value);
+            }
+        }
+        fn record_debug(&mut self, _: &tracing_core::Field, _: &dyn std::fmt::Debug) {}
+    }
+    let mut visitor = Visitor(None);
+    attrs.record(&mut visitor);
+    crate::llm::recorder_sink(visitor.0?)
+}
+
+/// An `llm::record` event: the record, redacted and capped, goes to the book (report,
+/// JSONL) and to every recorder above the span that made the call.
+pub(crate) fn llm_record<S>(
+    data: &ProfileData,
+    event: &tracing_core::Event<'_>,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(call) = crate::llm::take_pending() else {
+        return;
+    };
+    let span = ctx.event_span(event);
+    let path = span.as_ref().and_then(|s| {
+        data.threads
+            .owned()
+            .path(s.id().into_u64())
+            .or_else(|| data.threads.path_elsewhere(&s.id(), ctx))
+    });
+    let names = path.map_or_else(Vec::new, |p| crate::paths::names(&data.paths.entries(), p));
+    let record = data
+        .prompts
+        .prepare(call, names, data.clock.unix_nanos(data.clock.raw()));
+    data.prompts.add(&record);
+    if data.prompts.recorders.load(Relaxed) > 0 {
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                if let Some(RecorderExt(sink)) = span.extensions().get::<RecorderExt>() {
+                    sink.push(record.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Entering a span while spans with features are alive: activates this one's features.
@@ -195,6 +263,9 @@ pub(crate) fn close<S>(
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     data.featured.fetch_sub(1, Relaxed);
+    if state.features & RECORDER != 0 {
+        data.prompts.recorders.fetch_sub(1, Relaxed);
+    }
     if state.features & SEEDED != 0 {
         scopes::close(&data.seeds, path, id, ctx);
     }

@@ -185,6 +185,9 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if *event.metadata().level() != Level::ERROR {
+            if crate::llm::is_record_event(event.metadata()) {
+                features::llm_record(&self.data, event, &ctx);
+            }
             return;
         }
         let id = if event.is_contextual() {

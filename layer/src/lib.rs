@@ -36,6 +36,7 @@
 //!   seeded scope that restores the outer stream on exit ([`rng`](mod@rng) module).
 //! * [`gpu`]: GPU memory deltas, nested peaks and energy for spans with `gpu = true`
 //!   (features `cuda`, `nvml`; a simulated probe for tests).
+//! * [`llm`]: prompt/response records of LLM calls, and [`llm::PromptRecorder`].
 //! * [`config`]: the `SPANLAB_*` environment variables.
 //!
 //! # Cost
@@ -56,6 +57,7 @@ mod features;
 pub mod gpu;
 mod guard;
 mod layer;
+pub mod llm;
 mod padded;
 mod paths;
 mod profile;

@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicUsize;
 
 use crate::clock::Clock;
 use crate::gpu::{GpuConfig, GpuTracker};
+use crate::llm::PromptBook;
 use crate::paths::{self, PathTable};
 use crate::report::Report;
 use crate::rng::scopes::{SeedBook, SeedReport, SeededPath};
@@ -26,6 +27,7 @@ pub(crate) struct ProfileData {
     pub(crate) threads: Threads,
     pub(crate) seeds: SeedBook,
     pub(crate) gpu: GpuTracker,
+    pub(crate) prompts: PromptBook,
     /// Spans alive that use a feature (seed, GPU): see [`crate::features`].
     pub(crate) featured: AtomicUsize,
 }
@@ -35,6 +37,14 @@ impl ProfileData {
         Self::with(Clock::new(), gpu)
     }
 
+    /// With the builder's prompt settings.
+    pub(crate) fn configured(gpu: GpuConfig, prompts: PromptBook) -> Self {
+        ProfileData {
+            prompts,
+            ..Self::new(gpu)
+        }
+    }
+
     pub(crate) fn with(clock: Clock, gpu: GpuConfig) -> Self {
         ProfileData {
             clock,
@@ -42,6 +52,7 @@ impl ProfileData {
             threads: Threads::default(),
             seeds: SeedBook::default(),
             gpu: GpuTracker::new(gpu),
+            prompts: PromptBook::default(),
             featured: AtomicUsize::new(0),
         }
     }
@@ -171,9 +182,12 @@ impl Profile {
             self.spans_never_entered(),
             seeds,
         );
+        let (prompts, prompt_warnings) = self.data.prompts.report();
         report.gpu = gpu;
+        report.prompts = prompts;
         report.warnings = warnings;
         report.warnings.extend(gpu_warnings);
+        report.warnings.extend(prompt_warnings);
         report
     }
 }

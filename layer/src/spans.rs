@@ -167,6 +167,8 @@ impl Slot {
 pub(crate) const SEEDED: u8 = 1;
 /// [`SpanState::features`]: the span's GPU memory is measured.
 pub(crate) const GPU: u8 = 2;
+/// [`SpanState::features`]: the span is a `PromptRecorder`.
+pub(crate) const RECORDER: u8 = 4;
 
 /// `Frame::path` before anyone needed it.
 pub(crate) const UNRESOLVED: PathId = PathId::MAX;

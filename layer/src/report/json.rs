@@ -34,6 +34,16 @@
 //!         "below_resolution": 0 }
 //!     ]
 //!   },
+//!   "prompts": {                     // LLM calls recorded with spanlab::llm
+//!     "models": [{ "model": "tiny-1", "provider": "local", "calls": 12,
+//!                  "input_tokens": 340, "output_tokens": 560,
+//!                  "latency_mean_ns": 1200000, "latency_p95_ns": 2100000 }],  // null if untimed
+//!     "recent": [{ "model": "tiny-1", "provider": "local",   // the last 5 records,
+//!                  "messages": [{"role": "user", "content": "hi"}], "response": "...",
+//!                  "input_tokens": 3, "output_tokens": 4, "finish_reason": null,
+//!                  "latency_ns": 1200000, "span_path": ["chat"], "unix_nanos": 1763...,
+//!                  "truncated": false }]     // same shape as SPANLAB_PROMPTS_JSONL lines
+//!   },
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -64,6 +74,24 @@ struct JsonReport<'a> {
     paths: Vec<JsonPath<'a>>,
     seeds: JsonSeeds<'a>,
     gpu: JsonGpu<'a>,
+    prompts: JsonPrompts<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonPrompts<'a> {
+    models: Vec<JsonModel<'a>>,
+    recent: &'a [crate::llm::PromptRecord],
+}
+
+#[derive(Serialize)]
+struct JsonModel<'a> {
+    model: &'a str,
+    provider: Option<&'a str>,
+    calls: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    latency_mean_ns: Option<u64>,
+    latency_p95_ns: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -162,6 +190,23 @@ pub(super) fn render(r: &Report) -> String {
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
+        prompts: JsonPrompts {
+            models: r
+                .prompts
+                .models
+                .iter()
+                .map(|m| JsonModel {
+                    model: &m.model,
+                    provider: m.provider.as_deref(),
+                    calls: m.calls,
+                    input_tokens: m.input_tokens,
+                    output_tokens: m.output_tokens,
+                    latency_mean_ns: m.latency_mean.map(ns),
+                    latency_p95_ns: m.latency_p95.map(ns),
+                })
+                .collect(),
+            recent: &r.prompts.recent,
+        },
         gpu: JsonGpu {
             probe: r.gpu.probe.as_deref(),
             paths: r

@@ -20,6 +20,7 @@ use std::time::Duration;
 pub(crate) use files::write_atomically;
 
 use crate::gpu::GpuReport;
+use crate::llm::PromptReport;
 use crate::rng::SeedReport;
 use crate::stats::PathStats;
 
@@ -37,6 +38,8 @@ pub struct Report {
     pub seeds: SeedReport,
     /// GPU memory per measured path and device.
     pub gpu: GpuReport,
+    /// LLM calls per model, and the last few records.
+    pub prompts: PromptReport,
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
@@ -55,6 +58,7 @@ impl Report {
             spans_never_entered,
             seeds,
             gpu: GpuReport::default(),
+            prompts: PromptReport::default(),
             warnings: Vec::new(),
         }
     }

@@ -68,6 +68,7 @@ pub(super) fn render(r: &Report) -> String {
         );
     }
     render_gpu(&mut out, &r.gpu);
+    render_prompts(&mut out, &r.prompts);
     render_seeds(&mut out, &r.seeds);
     if r.spans_never_entered > 0 {
         let _ = writeln!(
@@ -166,6 +167,47 @@ fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>, left: &[usiz
             }
         }
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// The prompts section: per model, then the last few records, shortened.
+fn render_prompts(out: &mut String, prompts: &crate::llm::PromptReport) {
+    if prompts.models.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "prompts:");
+    let header = [
+        "model",
+        "provider",
+        "calls",
+        "tokens in",
+        "tokens out",
+        "latency mean",
+        "latency p95",
+    ];
+    let latency = |d: Option<Duration>| d.map_or("-".into(), human);
+    let rows = prompts
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                m.model.clone(),
+                m.provider.clone().unwrap_or_else(|| "-".into()),
+                thousands(m.calls),
+                thousands(m.input_tokens),
+                thousands(m.output_tokens),
+                latency(m.latency_mean),
+                latency(m.latency_p95),
+            ]
+        })
+        .collect();
+    table(out, &header, rows, &[0, 1]);
+    let _ = writeln!(out, "last {} records:", prompts.recent.len());
+    for record in &prompts.recent {
+        let line = record.to_string();
+        let shown: String = line.chars().take(100).collect();
+        let more = if shown.len() < line.len() { "…" } else { "" };
+        let _ = writeln!(out, "  {shown}{more}");
     }
 }
 

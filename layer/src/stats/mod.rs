@@ -113,3 +113,45 @@ impl PathStats {
         self.path.len()
     }
 }
+
+/// A histogram of nanosecond latencies with count and sum: bounded memory for any
+/// number of values, quantiles within [`QUANTILE_RELATIVE_ERROR`]. (The per-path
+/// accumulators use the same buckets, lock-free; this one is for slower paths, such as
+/// LLM calls, kept behind a lock.)
+pub(crate) struct LatencyHistogram {
+    counts: Box<[u64; histogram::BUCKETS]>,
+    n: u64,
+    sum: u128,
+    min: u64,
+    max: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: Box::new([0; histogram::BUCKETS]),
+            n: 0,
+            sum: 0,
+            min: u64::MAX,
+            max: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    pub(crate) fn record(&mut self, ns: u64) {
+        self.counts[histogram::index(ns)] += 1;
+        self.n += 1;
+        self.sum += ns as u128;
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+    }
+
+    pub(crate) fn mean(&self) -> Option<u64> {
+        (self.n > 0).then(|| (self.sum / self.n as u128) as u64)
+    }
+
+    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
+        (self.n > 0).then(|| histogram::quantile(&self.counts[..], self.n, q, self.min, self.max))
+    }
+}
