@@ -386,9 +386,10 @@ impl GpuTracker {
 
     /// A measured span closed: add its readings to its path's aggregates.
     pub(crate) fn record(&self, path: PathId, span: &GpuSpan) {
+        let devices = self.probe().ok().flatten().map(|a| a.devices);
         let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
         for (i, c) in span.devices.iter().enumerate() {
-            let device = self.probe().ok().flatten().map_or(i, |a| a.devices[i]);
+            let device = devices.map_or(i, |d| d[i]);
             let s = paths.entry((path, device)).or_default();
             let delta = c.after as i64 - c.before as i64;
             s.max_delta = if s.calls == 0 {
@@ -439,8 +440,8 @@ pub struct GpuReport {
     pub paths: Vec<GpuPath>,
 }
 
-/// What one measured path did on one device.
-#[derive(Clone, Debug, PartialEq)]
+/// What one measured path did on one device (serialized as is in the JSON report).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct GpuPath {
     /// Span names from the root.

@@ -97,22 +97,7 @@ struct JsonModel<'a> {
 #[derive(Serialize)]
 struct JsonGpu<'a> {
     probe: Option<&'a str>,
-    paths: Vec<JsonGpuPath<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonGpuPath<'a> {
-    path: &'a [&'static str],
-    device: usize,
-    calls: u64,
-    mean_delta_bytes: f64,
-    max_delta_bytes: i64,
-    max_peak_bytes: u64,
-    max_reserved_bytes: Option<u64>,
-    device_used_bytes: Option<u64>,
-    energy_joules: f64,
-    average_watts: Option<f64>,
-    below_resolution: u64,
+    paths: &'a [crate::gpu::GpuPath],
 }
 
 #[derive(Serialize)]
@@ -209,24 +194,7 @@ pub(super) fn render(r: &Report) -> String {
         },
         gpu: JsonGpu {
             probe: r.gpu.probe.as_deref(),
-            paths: r
-                .gpu
-                .paths
-                .iter()
-                .map(|p| JsonGpuPath {
-                    path: &p.path,
-                    device: p.device,
-                    calls: p.calls,
-                    mean_delta_bytes: p.mean_delta_bytes,
-                    max_delta_bytes: p.max_delta_bytes,
-                    max_peak_bytes: p.max_peak_bytes,
-                    max_reserved_bytes: p.max_reserved_bytes,
-                    device_used_bytes: p.device_used_bytes,
-                    energy_joules: p.energy_joules,
-                    average_watts: p.average_watts,
-                    below_resolution: p.below_resolution,
-                })
-                .collect(),
+            paths: &r.gpu.paths,
         },
         seeds: JsonSeeds {
             root: r.seeds.root.value,
