@@ -48,6 +48,8 @@ pub struct Builder {
     report_on_signal: bool,
     gpu: GpuConfig,
     prompts: PromptSettings,
+    #[cfg(feature = "otlp")]
+    pub(crate) export: crate::export::builder::ExportOptions,
 }
 
 /// The builder's prompt-record settings.
@@ -224,7 +226,27 @@ impl Builder {
             .size_cap
             .unwrap_or(crate::llm::DEFAULT_SIZE_CAP);
         let prompts = crate::llm::PromptBook::new(self.prompts.redact, size_cap, jsonl);
-        let data = Arc::new(ProfileData::configured(self.gpu, prompts));
+        #[allow(unused_mut)]
+        let mut data = ProfileData::configured(self.gpu, prompts);
+        #[cfg(feature = "otlp")]
+        {
+            let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+            let (config, export_errors) =
+                crate::export::config::resolve(&self.export.settings, &env);
+            errors.extend(export_errors);
+            if let Some(config) = config {
+                let custom = self.export.take_custom();
+                match crate::export::Export::start(&config, custom, data.clock.clone(), &env) {
+                    Ok(export) => data.export = Some(export),
+                    Err(problem) => errors.push(config::ConfigError::new(
+                        "OTLP export",
+                        config.endpoint.clone().unwrap_or_default(),
+                        problem,
+                    )),
+                }
+            }
+        }
+        let data = Arc::new(data);
         for e in &errors {
             print_stderr(&format!("spanlab: ignoring {e}\n"));
         }

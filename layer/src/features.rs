@@ -182,6 +182,15 @@ pub(crate) fn llm_record<S>(
         .prompts
         .prepare(call, names, data.clock.unix_nanos(data.clock.raw()));
     data.prompts.add(&record);
+    #[cfg(feature = "otlp")]
+    if let (Some(export), Some(span)) = (&data.export, &span) {
+        let (attrs, details) =
+            crate::export::genai::annotations(&record, export.capture_content, data.clock.raw());
+        let mut owned = data.threads.owned();
+        crate::export::hooks::with_target(data, &mut owned, &span.id(), ctx, |mut target| {
+            target.annotate(attrs, details)
+        });
+    }
     if data.prompts.recorders.load(Relaxed) > 0 {
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
@@ -192,6 +201,18 @@ pub(crate) fn llm_record<S>(
         }
     }
 }
+
+/// A value spanlab attaches to a span's export at close (GPU readings, seeds).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) enum Annotation {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+/// `(attribute name, value)` pairs for a span's export.
+pub(crate) type Annotations = Vec<(String, Annotation)>;
 
 /// Entering a span while spans with features are alive: activates this one's features.
 /// Returns the ones now active, for the frame.
@@ -259,6 +280,7 @@ pub(crate) fn close<S>(
     path: PathId,
     id: &Id,
     ctx: &Context<'_, S>,
+    mut annotations: Option<&mut Annotations>,
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -267,7 +289,14 @@ pub(crate) fn close<S>(
         data.prompts.recorders.fetch_sub(1, Relaxed);
     }
     if state.features & SEEDED != 0 {
-        scopes::close(&data.seeds, path, id, ctx);
+        let seeded = scopes::close(&data.seeds, path, id, ctx);
+        if let (Some((seed, draws)), Some(out)) = (seeded, annotations.as_deref_mut()) {
+            use crate::rng::attributes::{DRAWS, SEED};
+            let seed = i64::try_from(seed)
+                .map_or_else(|_| Annotation::Str(seed.to_string()), Annotation::Int);
+            out.push((SEED.into(), seed));
+            out.push((DRAWS.into(), Annotation::Int(draws as i64)));
+        }
     }
     if state.features & GPU != 0 {
         let gpu = ctx
@@ -275,6 +304,9 @@ pub(crate) fn close<S>(
             .and_then(|s| s.extensions_mut().remove::<GpuSpan>());
         if let Some(gpu) = gpu.filter(|g| !g.devices.is_empty()) {
             data.gpu.record(path, &gpu);
+            if let Some(out) = annotations {
+                data.gpu.annotate(&gpu, out);
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ impl Emitter {
     }
 
     fn emit(&self) {
+        self.profile.finish_export();
         let mut report = self.report();
         // Files first, so that a failure to write one shows in the text report.
         for (file, render) in [

@@ -37,6 +37,16 @@ use crate::profile::{Profile, ProfileData};
 use crate::spans::{Frame, SpanState, UNRESOLVED};
 use crate::stats::CallSample;
 
+/// Whether the layer ignores this thread: spanlab's own exporter thread, whose I/O
+/// libraries make spans and events of their own.
+#[inline]
+fn suppressed() -> bool {
+    #[cfg(feature = "otlp")]
+    return crate::export::suppressed();
+    #[cfg(not(feature = "otlp"))]
+    false
+}
+
 /// The spanlab layer. Build it with [`crate::SpanLab::builder`]; read what it measured
 /// through [`SpanLabLayer::profile`] or the [`crate::Guard`] built with it.
 pub struct SpanLabLayer {
@@ -85,6 +95,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
         let paths = &self.data.paths;
         let mut owned = self.data.threads.owned();
         // Fast path: the contextual parent is on top of this thread's stack and owned
@@ -105,6 +118,11 @@ where
         let (path, callsite) =
             paths.intern(&mut owned.private.paths, parent, attrs.metadata(), classify);
         let mut state = SpanState::new(path);
+        #[cfg(feature = "otlp")]
+        if let Some(export) = &self.data.export {
+            state.export =
+                crate::export::hooks::new_span(&self.data, export, &mut owned, attrs, &ctx);
+        }
         let mut deferred = Deferred::default();
         if callsite != 0 {
             state.features =
@@ -115,6 +133,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
         let key = id.into_u64();
         let mut owned = self.data.threads.owned();
         let duplicate = owned.private.frames.iter().any(|f| f.id == key);
@@ -144,6 +165,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
         let now = self.data.clock.raw();
         let key = id.into_u64();
         let mut owned = self.data.threads.owned();
@@ -184,6 +208,13 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
+        #[cfg(feature = "otlp")]
+        if self.data.export.is_some() {
+            crate::export::hooks::event(&self.data, event, &ctx);
+        }
         if *event.metadata().level() != Level::ERROR {
             if crate::llm::is_record_event(event.metadata()) {
                 features::llm_record(&self.data, event, &ctx);
@@ -208,21 +239,64 @@ where
         }
     }
 
+    fn on_record(&self, id: &Id, values: &tracing_core::span::Record<'_>, ctx: Context<'_, S>) {
+        #[cfg(feature = "otlp")]
+        if self.data.export.is_some() && !suppressed() {
+            crate::export::hooks::record(&self.data, id, values, &ctx);
+        }
+        let _ = (id, values, ctx);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        #[cfg(feature = "otlp")]
+        if self.data.export.is_some() && !suppressed() {
+            crate::export::hooks::follows_from(&self.data, id, follows, &ctx);
+        }
+        let _ = (id, follows, ctx);
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
         let mut owned = self.data.threads.owned();
-        let state = match owned.take(id.into_u64()) {
-            Ok((state, false)) => state,
+        let (state, foreign) = match owned.take(id.into_u64()) {
+            Ok((state, false)) => (state, false),
             Ok((state, true)) => match self.data.threads.take_elsewhere(&id, &ctx, Some(state)) {
-                Some(state) => state,
+                Some(state) => (state, true),
                 None => return,
             },
             Err(()) => match self.data.threads.take_elsewhere(&id, &ctx, None) {
-                Some(state) => state,
+                Some(state) => (state, true),
                 None => return,
             },
         };
+        let _ = foreign;
+        #[cfg(feature = "otlp")]
+        // SAFETY: the span is closing on this thread, which took its whole state.
+        let record = unsafe { crate::export::span::ExportSpan::from_ptr(state.export) };
+        #[cfg(feature = "otlp")]
+        let mut annotations = crate::features::Annotations::new();
         if state.features != 0 {
-            features::close(&self.data, &state, state.path, &id, &ctx);
+            #[cfg(feature = "otlp")]
+            let out = record.is_some().then_some(&mut annotations);
+            #[cfg(not(feature = "otlp"))]
+            let out = None;
+            features::close(&self.data, &state, state.path, &id, &ctx, out);
+        }
+        #[cfg(feature = "otlp")]
+        if let (Some(record), Some(export)) = (record, &self.data.export) {
+            crate::export::hooks::close(
+                &self.data,
+                export,
+                &owned,
+                record,
+                &state,
+                foreign,
+                annotations,
+                &id,
+                &ctx,
+            );
         }
         let stats = &owned.state.slots_stats;
         if !state.entered {

@@ -53,6 +53,8 @@
 mod builder;
 mod clock;
 pub mod config;
+#[cfg(feature = "otlp")]
+pub mod export;
 mod features;
 pub mod gpu;
 mod guard;
@@ -75,7 +77,7 @@ pub use config::{ConfigError, ReportTarget};
 pub use guard::Guard;
 pub use layer::SpanLabLayer;
 pub use profile::Profile;
-pub use report::Report;
+pub use report::{ExportReport, Report};
 pub use rng::{rng, SeededRng};
 pub use stats::PathStats;
 

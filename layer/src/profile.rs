@@ -30,6 +30,9 @@ pub(crate) struct ProfileData {
     pub(crate) prompts: PromptBook,
     /// Spans alive that use a feature (seed, GPU): see [`crate::features`].
     pub(crate) featured: AtomicUsize,
+    /// OTLP export, when it is on.
+    #[cfg(feature = "otlp")]
+    pub(crate) export: Option<crate::export::Export>,
 }
 
 impl ProfileData {
@@ -54,6 +57,8 @@ impl ProfileData {
             gpu: GpuTracker::new(gpu),
             prompts: PromptBook::default(),
             featured: AtomicUsize::new(0),
+            #[cfg(feature = "otlp")]
+            export: None,
         }
     }
 }
@@ -144,6 +149,16 @@ impl Profile {
             .sum()
     }
 
+    /// Sends what export has queued and stops it (waiting at most its flush timeout).
+    /// The guard does this before its report; spans finished later are dropped and
+    /// counted.
+    pub(crate) fn finish_export(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(export) = &self.data.export {
+            export.shutdown();
+        }
+    }
+
     /// Time since the layer was built.
     pub fn elapsed(&self) -> Duration {
         self.data.clock.elapsed()
@@ -185,6 +200,14 @@ impl Profile {
         let (prompts, prompt_warnings) = self.data.prompts.report();
         report.gpu = gpu;
         report.prompts = prompts;
+        #[cfg(feature = "otlp")]
+        {
+            report.export = self
+                .data
+                .export
+                .as_ref()
+                .map(|e| e.report(self.data.threads.iter()));
+        }
         report.warnings = warnings;
         report.warnings.extend(gpu_warnings);
         report.warnings.extend(prompt_warnings);

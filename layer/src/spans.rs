@@ -36,7 +36,7 @@
 //! 4. Lock order: only extension locks, one at a time; slots use atomics only.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use thread_local::ThreadLocal;
 use tracing_core::span::Id;
@@ -65,6 +65,26 @@ pub(crate) struct SpanState {
     pub(crate) last_exit: u64,
     pub(crate) busy_ticks: u64,
     pub(crate) child_ticks: u64,
+    /// The span's export record, travelling with the owner's part (rule 3 moves it
+    /// with the rest).
+    pub(crate) export: ExportPtr,
+}
+
+/// The address of a span's export record (`crate::export`), or 0: export is off, or
+/// the span is not sampled. Exactly one part of a span holds a non-zero one; whoever
+/// closes the span takes the record out of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ExportPtr(pub(crate) usize);
+
+impl ExportPtr {
+    /// No record.
+    pub(crate) const NONE: ExportPtr = ExportPtr(0);
+
+    /// Whether there is a record.
+    #[inline]
+    pub(crate) fn is_some(self) -> bool {
+        self.0 != 0
+    }
 }
 
 impl SpanState {
@@ -79,6 +99,7 @@ impl SpanState {
             last_exit: 0,
             busy_ticks: 0,
             child_ticks: 0,
+            export: ExportPtr::NONE,
         }
     }
 
@@ -109,6 +130,9 @@ impl SpanState {
         self.errors = self.errors.saturating_add(other.errors);
         self.panicked |= other.panicked;
         self.features |= other.features;
+        if !self.export.is_some() {
+            self.export = other.export;
+        }
         self
     }
 }
@@ -129,6 +153,7 @@ pub(crate) struct Slot {
     last_exit: AtomicU64,
     busy_ticks: AtomicU64,
     child_ticks: AtomicU64,
+    export: AtomicUsize,
 }
 
 impl Slot {
@@ -146,6 +171,7 @@ impl Slot {
             last_exit: self.last_exit.load(Relaxed),
             busy_ticks: self.busy_ticks.load(Relaxed),
             child_ticks: self.child_ticks.load(Relaxed),
+            export: ExportPtr(self.export.load(Relaxed)),
         }
     }
 
@@ -160,6 +186,7 @@ impl Slot {
         self.last_exit.store(s.last_exit, Relaxed);
         self.busy_ticks.store(s.busy_ticks, Relaxed);
         self.child_ticks.store(s.child_ticks, Relaxed);
+        self.export.store(s.export.0, Relaxed);
     }
 }
 
@@ -215,6 +242,33 @@ pub(crate) struct ThreadState {
     /// Only the owning thread touches this; see [`Threads::owned`].
     private: UnsafeCell<Private>,
     pub(crate) slots_stats: ThreadSlots,
+    /// Export accounting of the spans this thread closed (`crate::export`).
+    #[cfg(feature = "otlp")]
+    pub(crate) export_finished: OwnerCounter,
+    /// Of those, the ones the export queue had no room for.
+    #[cfg(feature = "otlp")]
+    pub(crate) export_dropped: OwnerCounter,
+}
+
+/// A counter only its owning thread increments: a load and a store, no
+/// read-modify-write. Readers on other threads see a recent value; sums over threads
+/// are exact once the owners are quiet.
+#[derive(Default)]
+#[cfg(feature = "otlp")]
+pub(crate) struct OwnerCounter(AtomicU64);
+
+#[cfg(feature = "otlp")]
+impl OwnerCounter {
+    /// Adds one. Owner only.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
 }
 
 // SAFETY: other threads only reach `slots` (atomics) and `slots_stats` (atomics).
@@ -235,6 +289,10 @@ impl Default for ThreadState {
                 gpu: Vec::new(),
             }),
             slots_stats: ThreadSlots::default(),
+            #[cfg(feature = "otlp")]
+            export_finished: OwnerCounter::default(),
+            #[cfg(feature = "otlp")]
+            export_dropped: OwnerCounter::default(),
         }
     }
 }
@@ -309,6 +367,14 @@ impl Owned<'_> {
     pub(crate) fn features(&mut self, id: u64) -> Option<u8> {
         self.find(id)
             .map(|slot| (slot.flags.load(Relaxed) >> 2) as u8)
+    }
+
+    /// The export record of span `id`, if this thread owns it.
+    #[cfg(feature = "otlp")]
+    #[inline]
+    pub(crate) fn export(&mut self, id: u64) -> Option<ExportPtr> {
+        self.find(id)
+            .map(|slot| ExportPtr(slot.export.load(Relaxed)))
     }
 
     /// The path of span `id`, if this thread owns it.
@@ -520,6 +586,37 @@ impl Threads {
             .extensions()
             .get::<SpanState>()
             .map(|s| s.path)
+    }
+
+    /// Flags span `id`'s slot, wherever it is: another thread added to the span's
+    /// extension, so its close must look there.
+    #[cfg(feature = "otlp")]
+    #[cold]
+    pub(crate) fn mark_foreign(&self, id: u64) {
+        if let Some(slot) = self.find_slot(id) {
+            slot.foreign.store(true, Relaxed);
+        }
+    }
+
+    /// The export record of a span this thread does not own: `Some` when spanlab knows
+    /// the span (the record may still be [`ExportPtr::NONE`]).
+    #[cfg(feature = "otlp")]
+    #[cold]
+    pub(crate) fn export_elsewhere<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<ExportPtr>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let key = id.into_u64();
+        if let Some(slot) = self.find_slot(key) {
+            let export = ExportPtr(slot.export.load(Relaxed));
+            if slot.id.load(Acquire) == key {
+                return Some(export); // still the same span (rule 2)
+            }
+        }
+        ctx.span(id)?
+            .extensions()
+            .get::<SpanState>()
+            .map(|s| s.export)
     }
 
     /// The whole state of a closing span that this thread does not own, or whose other

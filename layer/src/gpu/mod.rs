@@ -409,6 +409,37 @@ impl GpuTracker {
     }
 }
 
+impl GpuTracker {
+    /// A measured span's readings as export attributes ([`attributes`]), per device.
+    pub(crate) fn annotate(&self, span: &GpuSpan, out: &mut crate::features::Annotations) {
+        use crate::features::Annotation::{Float, Int};
+        let devices = self.probe().ok().flatten().map(|a| a.devices);
+        for (i, c) in span.devices.iter().enumerate() {
+            let device = devices.map_or(i, |d| d[i]).to_string();
+            let name = |template: &str| template.replace("{device}", &device);
+            out.push((name(attributes::BEFORE_BYTES), Int(c.before as i64)));
+            out.push((name(attributes::AFTER_BYTES), Int(c.after as i64)));
+            out.push((
+                name(attributes::DELTA_BYTES),
+                Int(c.after as i64 - c.before as i64),
+            ));
+            out.push((name(attributes::PEAK_BYTES), Int(c.peak as i64)));
+            if let Some(reserved) = c.reserved {
+                out.push((name(attributes::RESERVED_BYTES), Int(reserved as i64)));
+            }
+            if let Some(used) = c.device_used {
+                out.push((name(attributes::DEVICE_USED_BYTES), Int(used as i64)));
+            }
+            if c.energy_mj > 0 && !c.below_resolution {
+                out.push((
+                    name(attributes::ENERGY_JOULES),
+                    Float(c.energy_mj as f64 / 1000.0),
+                ));
+            }
+        }
+    }
+}
+
 impl GpuSpan {
     /// Folds one entered interval's readings in: the first `before`, the last `after`,
     /// the highest peak, energy summed.

@@ -44,6 +44,11 @@
 //!                  "latency_ns": 1200000, "span_path": ["chat"], "unix_nanos": 1763...,
 //!                  "truncated": false }]     // same shape as SPANLAB_PROMPTS_JSONL lines
 //!   },
+//!   "export": {                      // OTLP export, or null when off
+//!     "target": "grpc http://localhost:4317",
+//!     "finished": 12900, "exported": 12900, "dropped": 0, "failed": 0, "pending": 0,
+//!     "batches": 26, "failed_batches": 0, "retries": 0, "last_error": null
+//!   },
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -75,6 +80,7 @@ struct JsonReport<'a> {
     seeds: JsonSeeds<'a>,
     gpu: JsonGpu<'a>,
     prompts: JsonPrompts<'a>,
+    export: Option<&'a super::ExportReport>,
 }
 
 #[derive(Serialize)]
@@ -175,6 +181,7 @@ pub(super) fn render(r: &Report) -> String {
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
+        export: r.export.as_ref(),
         prompts: JsonPrompts {
             models: r
                 .prompts

@@ -11,12 +11,14 @@
 //! | JSON | [`Report::to_json`] | scripts and diffing runs; schema in [`json`] |
 //! | folded stacks | [`Report::to_folded`] | `inferno-flamegraph` / `flamegraph.pl`, self time as weight |
 
+mod export;
 mod files;
 pub mod json;
 mod text;
 
 use std::time::Duration;
 
+pub use export::ExportReport;
 pub(crate) use files::write_atomically;
 
 use crate::gpu::GpuReport;
@@ -40,6 +42,8 @@ pub struct Report {
     pub gpu: GpuReport,
     /// LLM calls per model, and the last few records.
     pub prompts: PromptReport,
+    /// Where OTLP export sent the finished spans; `None` when export is off.
+    pub export: Option<ExportReport>,
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
@@ -59,6 +63,7 @@ impl Report {
             seeds,
             gpu: GpuReport::default(),
             prompts: PromptReport::default(),
+            export: None,
             warnings: Vec::new(),
         }
     }

@@ -70,6 +70,9 @@ pub(super) fn render(r: &Report) -> String {
     render_gpu(&mut out, &r.gpu);
     render_prompts(&mut out, &r.prompts);
     render_seeds(&mut out, &r.seeds);
+    if let Some(export) = &r.export {
+        export.render(&mut out);
+    }
     if r.spans_never_entered > 0 {
         let _ = writeln!(
             out,
@@ -326,7 +329,7 @@ pub(crate) fn human(d: Duration) -> String {
 }
 
 /// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -40,6 +40,8 @@ use std::sync::OnceLock;
 
 use rand_core::{SeedableRng, TryRng};
 
+#[cfg_attr(not(feature = "otlp"), allow(unused_imports))]
+pub(crate) use generator::splitmix64;
 pub use generator::SeededRng;
 pub use scopes::{SeedReport, SeededPath};
 

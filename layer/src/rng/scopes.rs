@@ -112,15 +112,19 @@ where
 }
 
 /// Closing a seeded span: its seed, draws and digest go into its path's bookkeeping.
-pub(crate) fn close<S>(book: &SeedBook, path: PathId, id: &Id, ctx: &Context<'_, S>)
+/// Returns the span's seed and the number of values drawn in it.
+pub(crate) fn close<S>(
+    book: &SeedBook,
+    path: PathId,
+    id: &Id,
+    ctx: &Context<'_, S>,
+) -> Option<(u64, u64)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if let Some(span) = ctx.span(id) {
-        if let Some(seeded) = span.extensions_mut().remove::<SeedScope>() {
-            book.record(path, seeded.seed, seeded.last.as_ref());
-        }
-    }
+    let seeded = ctx.span(id)?.extensions_mut().remove::<SeedScope>()?;
+    book.record(path, seeded.seed, seeded.last.as_ref());
+    Some((seeded.seed, seeded.last.as_ref().map_or(0, |s| s.draws)))
 }
 
 /// The value of a span's `seed` field: `Some(Ok(n))` for an unsigned integer,

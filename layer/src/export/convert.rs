@@ -1,0 +1,244 @@
+//! Turning spanlab's records into OpenTelemetry's `SpanData`, and the run's resource.
+//!
+//! Runs on the exporter thread only: every allocation OTLP needs (owned keys, strings,
+//! events) happens here, not in the program's threads.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use super::config::ExportConfig;
+use super::span::{AttrValue, ExportSpan, Failure};
+use crate::clock::Clock;
+
+/// Span attribute names spanlab adds to every exported span.
+pub mod attributes {
+    /// Time the span was entered, nanoseconds (async spans: the sum over polls).
+    pub const BUSY_NS: &str = "spanlab.busy_ns";
+    /// Time between creation and close while not entered, nanoseconds.
+    pub const IDLE_NS: &str = "spanlab.idle_ns";
+}
+
+/// Converts records with the run's clock, scope and resource.
+pub(crate) struct Converter {
+    clock: Clock,
+    scope: InstrumentationScope,
+    resource: Resource,
+}
+
+impl Converter {
+    pub(crate) fn new(clock: Clock, resource: Resource) -> Self {
+        Converter {
+            clock,
+            scope: InstrumentationScope::builder("spanlab")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            resource,
+        }
+    }
+
+    pub(crate) fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    fn time(&self, ticks: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.clock.unix_nanos(ticks))
+    }
+
+    pub(crate) fn convert(&self, span: ExportSpan) -> SpanData {
+        let meta = span.metadata;
+        let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
+        let busy = self.clock.nanos_between(0, span.busy_ticks);
+        let mut attrs: Vec<KeyValue> =
+            Vec::with_capacity(span.attributes.len() + span.extra.len() + 6);
+        attrs.extend(
+            span.attributes
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k, value(v))),
+        );
+        if !span.extra.is_empty() {
+            // spanlab's own values win over span fields of the same name.
+            attrs.retain(|kv| !span.extra.iter().any(|(k, _)| kv.key.as_str() == k));
+            attrs.extend(
+                span.extra
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, value(v))),
+            );
+        }
+        if let Some(module) = meta.module_path() {
+            attrs.push(KeyValue::new("code.namespace", module));
+            attrs.push(KeyValue::new(
+                "code.function",
+                format!("{module}::{}", meta.name()),
+            ));
+        } else {
+            attrs.push(KeyValue::new("code.function", meta.name()));
+        }
+        if let Some(file) = meta.file() {
+            attrs.push(KeyValue::new("code.filepath", file));
+        }
+        if let Some(line) = meta.line() {
+            attrs.push(KeyValue::new("code.lineno", i64::from(line)));
+        }
+        attrs.push(KeyValue::new(attributes::BUSY_NS, busy as i64));
+        attrs.push(KeyValue::new(
+            attributes::IDLE_NS,
+            lifetime.saturating_sub(busy) as i64,
+        ));
+        // `llm::chat`'s span: named and typed as the GenAI conventions say.
+        let llm_call = meta.target() == "spanlab::llm" && meta.name() == "chat";
+        let name = if llm_call {
+            let model = attrs
+                .iter()
+                .find(|kv| kv.key.as_str() == "gen_ai.request.model")
+                .map(|kv| kv.value.as_str().into_owned());
+            model.map(|m| Cow::Owned(format!("chat {m}")))
+        } else {
+            None
+        };
+        let status = match span.failure {
+            None => Status::Unset,
+            Some(Failure::Error(message)) => Status::error(message),
+            Some(Failure::Panicked) => Status::error("panicked"),
+        };
+        let events = span
+            .events
+            .into_iter()
+            .map(|e| {
+                let attributes = e
+                    .attributes
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, value(v)))
+                    .collect();
+                Event::new(e.name, self.time(e.ticks), attributes, 0)
+            })
+            .collect();
+        let links = span
+            .links
+            .into_iter()
+            .map(|(trace, span)| Link::with_context(context(trace, span, false)))
+            .collect();
+        SpanData {
+            span_context: context(span.trace_id, span.span_id, false),
+            parent_span_id: if span.parent_id == 0 {
+                SpanId::INVALID
+            } else {
+                SpanId::from(span.parent_id)
+            },
+            parent_span_is_remote: span.parent_remote,
+            span_kind: if llm_call {
+                SpanKind::Client
+            } else {
+                SpanKind::Internal
+            },
+            name: name.unwrap_or(Cow::Borrowed(meta.name())),
+            start_time: self.time(span.start_ticks),
+            end_time: self.time(span.end_ticks),
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: {
+                let mut all = SpanEvents::default();
+                all.events = events;
+                all
+            },
+            links: {
+                let mut all = SpanLinks::default();
+                all.links = links;
+                all
+            },
+            status,
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+}
+
+fn context(trace: u128, span: u64, remote: bool) -> SpanContext {
+    SpanContext::new(
+        TraceId::from(trace),
+        SpanId::from(span),
+        TraceFlags::SAMPLED,
+        remote,
+        TraceState::default(),
+    )
+}
+
+fn value(v: AttrValue) -> Value {
+    match v {
+        AttrValue::I64(i) => Value::I64(i),
+        AttrValue::F64(f) => Value::F64(f),
+        AttrValue::Bool(b) => Value::Bool(b),
+        AttrValue::Str(s) => Value::String(s.into()),
+        AttrValue::StrArray(a) => Value::Array(opentelemetry::Array::String(
+            a.into_iter().map(Into::into).collect(),
+        )),
+    }
+}
+
+/// The run's resource: service, process, host, SDK, distributed-training rank, the
+/// root seed, and whatever `OTEL_RESOURCE_ATTRIBUTES` or the builder added (those win
+/// over the detected values of the same key).
+pub(crate) fn resource(config: &ExportConfig, env: &dyn Fn(&str) -> Option<String>) -> Resource {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let mut attrs: Vec<KeyValue> = vec![
+        KeyValue::new(
+            "service.name",
+            config
+                .service_name
+                .clone()
+                .or_else(|| exe.clone())
+                .unwrap_or_else(|| "unknown_service".into()),
+        ),
+        KeyValue::new("process.pid", i64::from(std::process::id())),
+        KeyValue::new("process.runtime.name", "rust"),
+        KeyValue::new("telemetry.sdk.name", "spanlab"),
+        KeyValue::new("telemetry.sdk.language", "rust"),
+        KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new(
+            crate::rng::attributes::ROOT_SEED,
+            crate::rng::root_seed().value.to_string(),
+        ),
+    ];
+    if let Some(version) = &config.service_version {
+        attrs.push(KeyValue::new("service.version", version.clone()));
+    }
+    if let Some(exe) = exe {
+        attrs.push(KeyValue::new("process.executable.name", exe));
+    }
+    if let Some(host) = host_name() {
+        attrs.push(KeyValue::new("host.name", host));
+    }
+    // torchrun / Slurm-style launchers: which process of the job this is.
+    for (var, key) in [
+        ("RANK", "process.rank"),
+        ("LOCAL_RANK", "process.local_rank"),
+        ("WORLD_SIZE", "process.world_size"),
+    ] {
+        if let Some(v) = env(var) {
+            match v.trim().parse::<i64>() {
+                Ok(n) => attrs.push(KeyValue::new(key, n)),
+                Err(_) => attrs.push(KeyValue::new(key, v)),
+            }
+        }
+    }
+    for (k, v) in &config.resource {
+        attrs.retain(|kv| kv.key.as_str() != k);
+        attrs.push(KeyValue::new(k.clone(), v.clone()));
+    }
+    Resource::builder_empty().with_attributes(attrs).build()
+}
+
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}

@@ -1,0 +1,251 @@
+//! OTLP export: every finished span, sent to a collector without slowing the program.
+//!
+//! Turned on by an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
+//! [`Builder::otlp_endpoint`](crate::Builder::otlp_endpoint)); with none, nothing is
+//! built and nothing touches the network. The variables and their defaults are in
+//! [`config`](self::config).
+//!
+//! # How a span travels
+//!
+//! 1. **Creation** (program thread): the sampling decision is made at the root of a
+//!    trace and inherited below it; a sampled span gets an [`ExportSpan`](span) record
+//!    with its ids (trace, span, parent: exactly the tracing span tree, also across
+//!    threads and tasks) and its fields as typed attributes.
+//! 2. **While alive**: `Span::record` values, events inside it (as span events; an
+//!    ERROR event also sets the Error status) and follows-from links are added.
+//! 3. **Close** (program thread): busy time, end time, panic status and spanlab's own
+//!    attributes (GPU, seeds, GenAI) are filled in and the record is offered to a
+//!    bounded queue. A full queue drops it and counts it: the program never waits.
+//! 4. **Exporter thread** ([`pipeline`]): batches, converts to
+//!    `opentelemetry_sdk::trace::SpanData` and calls `opentelemetry_otlp::SpanExporter`
+//!    (gRPC or HTTP/protobuf, with the specification's retries).
+//!
+//! The [`Guard`](crate::Guard) flushes on drop, waiting at most the flush timeout
+//! (5 s by default), and the report's export section accounts for every span:
+//! `exported + dropped + failed + pending == finished`.
+//!
+//! Spans and events made on the exporter thread itself (by tonic, hyper, h2) are
+//! ignored by the layer, so export never feeds on itself.
+
+pub(crate) mod builder;
+pub mod config;
+pub(crate) mod convert;
+pub mod genai;
+pub(crate) mod hooks;
+pub(crate) mod pipeline;
+pub(crate) mod span;
+mod transport;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use tracing_core::span::Attributes;
+
+pub(crate) use config::ExportConfig;
+pub use config::{Protocol, RemoteParent, Sampler};
+pub use convert::attributes;
+pub(crate) use pipeline::DynExporter;
+
+use crate::clock::Clock;
+use crate::report::ExportReport;
+use crate::spans::{ExportPtr, SpanState, ThreadState};
+use pipeline::{Pipeline, Rejected};
+use span::{ExportSpan, Failure};
+
+std::thread_local! {
+    /// Set on the exporter thread: the layer ignores what happens there.
+    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the layer should ignore the calling thread (it is the exporter's).
+#[inline]
+pub(crate) fn suppressed() -> bool {
+    SUPPRESSED.with(Cell::get)
+}
+
+pub(crate) fn suppress_this_thread() {
+    SUPPRESSED.with(|s| s.set(true));
+}
+
+/// Export, running: the sampling rule and the queue to the exporter thread.
+pub(crate) struct Export {
+    sampler: Sampler,
+    remote: Option<RemoteParent>,
+    pub(crate) capture_content: bool,
+    flush_timeout: Duration,
+    /// `"grpc http://…"`, for the report.
+    target: String,
+    pipeline: Pipeline,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Export {
+    /// Builds the exporter (`custom`, or OTLP from `config`) and starts its thread.
+    pub(crate) fn start(
+        config: &ExportConfig,
+        custom: Option<Box<dyn DynExporter>>,
+        clock: Clock,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Export, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("spanlab-otlp")
+            .build()
+            .map_err(|e| format!("cannot start the export runtime: {e}"))?;
+        let shared = std::sync::Arc::new(pipeline::Shared::default());
+        let (exporter, target, counts_attempts) = match custom {
+            Some(exporter) => (exporter, "custom exporter".to_string(), false),
+            None => {
+                // tonic's lazy channel needs the runtime's context to be built.
+                let _context = runtime.enter();
+                let exporter = transport::build(config, shared.clone())?;
+                let endpoint = config.endpoint.as_deref().unwrap_or_default();
+                (
+                    exporter,
+                    format!("{} {endpoint}", config.protocol.as_str()),
+                    true,
+                )
+            }
+        };
+        let converter = convert::Converter::new(clock, convert::resource(config, env));
+        let pipeline = Pipeline::start(
+            shared,
+            exporter,
+            runtime,
+            converter,
+            counts_attempts,
+            config.queue_size,
+            config.batch_size,
+            config.schedule_delay,
+        )
+        .map_err(|e| format!("cannot start the exporter thread: {e}"))?;
+        Ok(Export {
+            sampler: config.sampler,
+            remote: config.remote_parent,
+            capture_content: config.capture_content,
+            flush_timeout: config.flush_timeout,
+            target,
+            pipeline,
+        })
+    }
+
+    /// A new span's record, or none when its trace is not sampled. `parent`: the
+    /// parent span's record when spanlab knows the parent (`ExportPtr::NONE` when the
+    /// parent is not sampled), `None` for a root span.
+    #[inline]
+    pub(crate) fn begin(
+        &self,
+        attrs: &Attributes<'_>,
+        parent: Option<ExportPtr>,
+        now: u64,
+    ) -> ExportPtr {
+        let (trace_id, parent) = match parent {
+            // SAFETY: the parent is alive (the new span holds a reference to it).
+            Some(p) => match unsafe { ExportSpan::ids(p) } {
+                Some((trace, span)) => (trace, Some((span, false))),
+                None => return ExportPtr::NONE, // the parent's trace is not sampled
+            },
+            None => match self.remote {
+                Some(remote) => {
+                    if !self
+                        .sampler
+                        .sample_root(remote.trace_id, Some(remote.sampled))
+                    {
+                        return ExportPtr::NONE;
+                    }
+                    (remote.trace_id, Some((remote.span_id, true)))
+                }
+                None => {
+                    let trace = span::new_trace_id();
+                    if !self.sampler.sample_root(trace, None) {
+                        return ExportPtr::NONE;
+                    }
+                    (trace, None)
+                }
+            },
+        };
+        let mut record = ExportSpan::new(attrs.metadata(), trace_id, parent, now);
+        let mut visitor = span::FieldVisitor::default();
+        attrs.record(&mut visitor);
+        record.attributes = visitor.attributes;
+        record.into_ptr()
+    }
+
+    /// A sampled span closed: completes its record and queues it. `end` is the close
+    /// time for a span never entered.
+    pub(crate) fn finish(
+        &self,
+        counters: &ThreadState,
+        mut record: Box<ExportSpan>,
+        state: &SpanState,
+        panicking: bool,
+        end: impl FnOnce() -> u64,
+    ) {
+        record.end_ticks = if state.entered {
+            state.last_exit
+        } else {
+            end()
+        };
+        record.busy_ticks = state.busy_ticks;
+        if panicking || state.panicked {
+            record.failure = Some(Failure::Panicked);
+        } else if state.errors > 0 && record.failure.is_none() {
+            // The ERROR event was seen, but on a path that kept no message.
+            record.failure = Some(Failure::Error("error".into()));
+        }
+        counters.export_finished.bump();
+        if let Err(Rejected::Full | Rejected::Stopped) = self.pipeline.push(record) {
+            counters.export_dropped.bump();
+        }
+    }
+
+    /// Sends what is queued and stops the exporter thread, waiting at most the flush
+    /// timeout. Spans finished later are dropped and counted.
+    pub(crate) fn shutdown(&self) {
+        self.pipeline.shutdown(self.flush_timeout);
+    }
+
+    /// The export section of a report.
+    pub(crate) fn report<'a>(
+        &self,
+        threads: impl Iterator<Item = &'a ThreadState>,
+    ) -> ExportReport {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut finished, mut dropped) = (0, 0);
+        for t in threads {
+            finished += t.export_finished.get();
+            dropped += t.export_dropped.get();
+        }
+        let shared = &self.pipeline.shared;
+        let exported = shared.exported.load(Relaxed);
+        let failed = shared.failed.load(Relaxed);
+        dropped += shared.dropped.load(Relaxed);
+        let batches = shared.batches.load(Relaxed);
+        ExportReport {
+            target: self.target.clone(),
+            finished,
+            exported,
+            dropped,
+            failed,
+            pending: finished.saturating_sub(exported + dropped + failed),
+            batches,
+            failed_batches: shared.failed_batches.load(Relaxed),
+            retries: shared.attempts.load(Relaxed).saturating_sub(batches),
+            last_error: shared
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! A span's export record: what OTLP needs beyond the timing the layer keeps anyway.
+//!
+//! The record is allocated when a sampled span is created and travels with the span's
+//! owner part ([`crate::spans::ExportPtr`]); the layer fills it from the span's fields,
+//! later `record` calls, events and follows-from links, and at close hands it to the
+//! export queue. Converting it to OpenTelemetry's types happens on the exporter thread.
+//!
+//! Ids come from a per-thread SplitMix64 stream seeded from the OS (through std's
+//! `RandomState`), never from `spanlab::rng()` or any generator the program seeds:
+//! a seeded run must not produce colliding trace ids across runs.
+
+use std::cell::Cell;
+use std::fmt;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+use crate::spans::ExportPtr;
+
+/// One attribute value, as OTLP types it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum AttrValue {
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Str(String),
+    StrArray(Vec<String>),
+}
+
+/// A `(key, value)` attribute. Keys of span fields are `'static` (callsite names).
+pub(crate) type Attr = (&'static str, AttrValue);
+
+/// An event inside a span.
+#[derive(Debug)]
+pub(crate) struct SpanEvent {
+    pub(crate) name: String,
+    pub(crate) ticks: u64,
+    pub(crate) attributes: Vec<(String, AttrValue)>,
+}
+
+/// Why a span failed, for its status.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Failure {
+    /// An ERROR event inside it, with its message.
+    Error(String),
+    /// Closed while its thread was panicking.
+    Panicked,
+}
+
+/// Everything export needs of one span, filled between its creation and its close.
+#[derive(Debug)]
+pub(crate) struct ExportSpan {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    /// 0 for a root span with no remote parent.
+    pub(crate) parent_id: u64,
+    pub(crate) parent_remote: bool,
+    pub(crate) metadata: &'static Metadata<'static>,
+    pub(crate) start_ticks: u64,
+    pub(crate) end_ticks: u64,
+    pub(crate) busy_ticks: u64,
+    pub(crate) attributes: Vec<Attr>,
+    /// Attributes added by spanlab itself at close (GPU, seeds, GenAI), with owned keys.
+    pub(crate) extra: Vec<(String, AttrValue)>,
+    pub(crate) events: Vec<SpanEvent>,
+    pub(crate) links: Vec<(u128, u64)>,
+    pub(crate) failure: Option<Failure>,
+}
+
+impl ExportSpan {
+    /// A record for a new span; `parent` is `(trace, span, remote)` or `None` for a
+    /// new trace.
+    pub(crate) fn new(
+        metadata: &'static Metadata<'static>,
+        trace_id: u128,
+        parent: Option<(u64, bool)>,
+        start_ticks: u64,
+    ) -> Box<Self> {
+        let (parent_id, parent_remote) = parent.unwrap_or((0, false));
+        Box::new(ExportSpan {
+            trace_id,
+            span_id: new_span_id(),
+            parent_id,
+            parent_remote,
+            metadata,
+            start_ticks,
+            end_ticks: start_ticks,
+            busy_ticks: 0,
+            attributes: Vec::with_capacity(metadata.fields().len()),
+            extra: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            failure: None,
+        })
+    }
+
+    /// Leaks the record into the pointer a span's state carries.
+    pub(crate) fn into_ptr(self: Box<Self>) -> ExportPtr {
+        ExportPtr(Box::into_raw(self) as usize)
+    }
+
+    /// Takes the record back out of a span's pointer.
+    ///
+    /// # Safety
+    /// `ptr` came from [`ExportSpan::into_ptr`] and is taken back exactly once: by the
+    /// thread that closes the span, which holds the only state that still carries it.
+    pub(crate) unsafe fn from_ptr(ptr: ExportPtr) -> Option<Box<Self>> {
+        // SAFETY: the caller's contract.
+        ptr.is_some()
+            .then(|| unsafe { Box::from_raw(ptr.0 as *mut ExportSpan) })
+    }
+
+    /// The record behind a live span's pointer.
+    ///
+    /// # Safety
+    /// `ptr` is a live span's, and the caller is the only one touching the record
+    /// now: its owner thread while the span is alive (nobody else writes it before
+    /// the close), or a thread holding the span's extension lock when the record lives
+    /// in the extension.
+    pub(crate) unsafe fn borrow_mut<'a>(ptr: ExportPtr) -> Option<&'a mut Self> {
+        // SAFETY: the caller's contract.
+        ptr.is_some()
+            .then(|| unsafe { &mut *(ptr.0 as *mut ExportSpan) })
+    }
+
+    /// The ids of a live span's record, for its children and links.
+    ///
+    /// # Safety
+    /// `ptr` is a live span's (the caller holds a handle, so it is not closed); ids are
+    /// written before the pointer is published and never change.
+    pub(crate) unsafe fn ids(ptr: ExportPtr) -> Option<(u128, u64)> {
+        // SAFETY: the caller's contract.
+        ptr.is_some().then(|| unsafe {
+            let span = &*(ptr.0 as *const ExportSpan);
+            (span.trace_id, span.span_id)
+        })
+    }
+
+    /// Sets (or replaces) a field's value, from `Span::record`.
+    pub(crate) fn record(&mut self, values: &tracing_core::span::Record<'_>) {
+        let mut visitor = FieldVisitor::default();
+        values.record(&mut visitor);
+        for (key, value) in visitor.attributes {
+            match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+                Some(existing) => existing.1 = value,
+                None => self.attributes.push((key, value)),
+            }
+        }
+    }
+
+    /// Adds an event; an ERROR event also fails the span (the first message wins).
+    pub(crate) fn add_event(&mut self, event: SpanEvent, error: bool) {
+        if error && self.failure.is_none() {
+            self.failure = Some(Failure::Error(event.name.clone()));
+        }
+        self.events.push(event);
+    }
+}
+
+/// Collects a span's or event's fields as typed attributes. Integers that do not fit
+/// an `i64` (OTLP's only integer) become strings; anything else becomes its `Debug`.
+#[derive(Default)]
+pub(crate) struct FieldVisitor {
+    pub(crate) attributes: Vec<Attr>,
+    /// An event's `message` field, kept apart: it names the event.
+    pub(crate) message: Option<String>,
+}
+
+impl FieldVisitor {
+    fn push(&mut self, field: &Field, value: AttrValue) {
+        match field.name() {
+            // spanlab's own bookkeeping field: meaningless outside the process.
+            "spanlab.recorder" => {}
+            "message" => {
+                self.message = Some(match value {
+                    AttrValue::Str(s) => s,
+                    other => format!("{other:?}"),
+                })
+            }
+            name => self.attributes.push((name, value)),
+        }
+    }
+}
+
+impl Visit for FieldVisitor {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, AttrValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let value =
+            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+        self.push(field, value);
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        let value =
+            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+        self.push(field, value);
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        let value =
+            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+        self.push(field, value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, AttrValue::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, AttrValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, AttrValue::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push(field, AttrValue::Str(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, AttrValue::Str(format!("{value:?}")));
+    }
+}
+
+/// An event's record: named by its message (else its callsite name), with its level,
+/// target and fields as attributes.
+pub(crate) fn event_record(event: &tracing_core::Event<'_>, ticks: u64) -> SpanEvent {
+    let meta = event.metadata();
+    let mut visitor = FieldVisitor::default();
+    event.record(&mut visitor);
+    let mut attributes: Vec<(String, AttrValue)> = Vec::with_capacity(visitor.attributes.len() + 2);
+    attributes.push(("level".into(), AttrValue::Str(meta.level().as_str().into())));
+    attributes.push(("target".into(), AttrValue::Str(meta.target().into())));
+    attributes.extend(
+        visitor
+            .attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let name = visitor.message.unwrap_or_else(|| {
+        // `#[instrument(err)]` events carry the error in an `error` field.
+        attributes
+            .iter()
+            .find(|(k, _)| k == "error")
+            .and_then(|(_, v)| match v {
+                AttrValue::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| meta.name().to_owned())
+    });
+    SpanEvent {
+        name,
+        ticks,
+        attributes,
+    }
+}
+
+std::thread_local! {
+    /// This thread's id stream state; 0 until first used.
+    static IDS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The next id from this thread's stream: never 0.
+fn next_id() -> u64 {
+    IDS.with(|ids| {
+        let mut state = ids.get();
+        if state == 0 {
+            use std::hash::BuildHasher;
+            // `RandomState` keys come from the OS; mixing in the thread keeps streams
+            // of threads created at once apart.
+            state = std::collections::hash_map::RandomState::new()
+                .hash_one(std::thread::current().id())
+                | 1;
+        }
+        let mut id = 0;
+        while id == 0 {
+            id = crate::rng::splitmix64(&mut state);
+        }
+        ids.set(state);
+        id
+    })
+}
+
+/// A new span id.
+pub(crate) fn new_span_id() -> u64 {
+    next_id()
+}
+
+/// A new trace id.
+pub(crate) fn new_trace_id() -> u128 {
+    (next_id() as u128) << 64 | next_id() as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_nonzero_and_distinct_across_threads() {
+        let mine: Vec<u64> = (0..1000).map(|_| new_span_id()).collect();
+        let other: Vec<u64> = std::thread::spawn(|| (0..1000).map(|_| new_span_id()).collect())
+            .join()
+            .unwrap();
+        let mut all: Vec<u64> = mine.into_iter().chain(other).collect();
+        assert!(all.iter().all(|&id| id != 0));
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 2000);
+        assert_ne!(new_trace_id(), new_trace_id());
+    }
+}
