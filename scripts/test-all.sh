@@ -3,10 +3,14 @@
 #
 #   bash scripts/test-all.sh
 #
-# Installs nothing beyond the Rust crates cargo fetches itself (later parts that need
-# more, such as the Phoenix OTLP receiver, install it from here).
+# Installs, besides the Rust crates cargo fetches itself, the Phoenix OTLP receiver
+# (scripts/install-phoenix.sh: a Python venv in .phoenix-venv; needs python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Phoenix, the real OTLP receiver the end-to-end tests export to (a venv in .phoenix-venv).
+SPANLAB_PHOENIX="$(bash scripts/install-phoenix.sh)"
+export SPANLAB_PHOENIX
 
 echo "== unit, integration and doc tests (the benchmarks run once each as smoke tests)"
 cargo test --workspace --all-targets

@@ -8,7 +8,12 @@
 //!   nothing — the floor for any layer;
 //! * `naive_profiler`: what a profiler written in an afternoon does (`Instant` in a span
 //!   extension, one global `Mutex<HashMap>` updated on exit);
-//! * `spanlab`: the spanlab layer, profiling only (report off).
+//! * `spanlab`: the spanlab layer, profiling only (report off);
+//! * `spanlab_export_noop`: spanlab exporting every span (queue, exporter thread,
+//!   conversion to `SpanData`) to an exporter that only counts;
+//! * `spanlab_export_grpc`: the same, over OTLP/gRPC to an in-process tonic receiver;
+//! * `tracing_opentelemetry`: tracing-opentelemetry 0.34 with the SDK's batch span
+//!   processor and the same counting exporter: the usual way to export tracing spans.
 //!
 //! Run `cargo bench -p spanlab --bench overhead`. Criterion measures each variant in
 //! turn (`scripts/bench-ratios.py` prints its medians as ratios); the run ends with an
@@ -22,12 +27,16 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkGroup, Criterion};
+use opentelemetry::trace::TracerProvider as _;
 use tracing::span::{Attributes, Id};
 use tracing::{info_span, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
+
+#[path = "support/receiver.rs"]
+mod receiver;
 
 /// A layer that does nothing: the registry's cost alone.
 struct EmptyLayer;
@@ -90,11 +99,85 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for NaiveProfiler {
 /// bump one reference count shared by all threads, and that contention, not the
 /// subscribers, would dominate the 2-thread runs.
 fn subscribers() -> Vec<(&'static str, &'static (dyn Subscriber + Send + Sync))> {
-    let (spanlab, guard) = spanlab::SpanLab::builder()
+    variants()
+        .into_iter()
+        .map(|v| (v.name, v.subscriber))
+        .collect()
+}
+
+/// A subscriber under test, and for the exporting ones, a way to flush them and learn
+/// how many spans reached the exporter.
+struct Variant {
+    name: &'static str,
+    subscriber: &'static (dyn Subscriber + Send + Sync),
+    delivered: Option<Box<dyn Fn() -> u64>>,
+}
+
+fn spanlab_builder() -> spanlab::Builder {
+    spanlab::SpanLab::builder()
         .report_to(spanlab::ReportTarget::Off)
         .ignore_env()
-        .build();
+}
+
+fn variants() -> Vec<Variant> {
+    let plain = |name, subscriber| Variant {
+        name,
+        subscriber,
+        delivered: None,
+    };
+    let (spanlab, guard) = spanlab_builder().build();
     std::mem::forget(guard); // report off; keep the profile alive for the whole run
+    let mut variants: Vec<Variant> = plain_variants(spanlab)
+        .into_iter()
+        .map(|(name, s)| plain(name, s))
+        .collect();
+    // Export to an exporter that only counts.
+    let noop = receiver::NoopExporter::default();
+    let (layer, guard) = spanlab_builder().otlp_exporter(noop.clone()).build();
+    let guard = Mutex::new(Some(guard));
+    variants.push(Variant {
+        name: "spanlab_export_noop",
+        subscriber: Box::leak(Box::new(tracing_subscriber::registry().with(layer))),
+        delivered: Some(Box::new(move || {
+            drop(guard.lock().unwrap().take()); // flushes
+            noop.0.load(Ordering::Relaxed)
+        })),
+    });
+    // Export over OTLP/gRPC to the in-process receiver.
+    let (endpoint, received) = receiver::start();
+    let (layer, guard) = spanlab_builder()
+        .otlp_endpoint(endpoint)
+        .otlp_protocol(spanlab::export::Protocol::Grpc)
+        .build();
+    let guard = Mutex::new(Some(guard));
+    variants.push(Variant {
+        name: "spanlab_export_grpc",
+        subscriber: Box::leak(Box::new(tracing_subscriber::registry().with(layer))),
+        delivered: Some(Box::new(move || {
+            drop(guard.lock().unwrap().take());
+            received.load(Ordering::Relaxed)
+        })),
+    });
+    // tracing-opentelemetry with the SDK's batch processor and the counting exporter.
+    let noop = receiver::NoopExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(noop.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+    variants.push(Variant {
+        name: "tracing_opentelemetry",
+        subscriber: Box::leak(Box::new(tracing_subscriber::registry().with(layer))),
+        delivered: Some(Box::new(move || {
+            let _ = provider.force_flush();
+            noop.0.load(Ordering::Relaxed)
+        })),
+    });
+    variants
+}
+
+fn plain_variants(
+    spanlab: spanlab::SpanLabLayer,
+) -> Vec<(&'static str, &'static (dyn Subscriber + Send + Sync))> {
     vec![
         (
             "no_subscriber",
@@ -331,35 +414,61 @@ fn burst(subscriber: &'static (dyn Subscriber + Send + Sync), threads: usize, n:
 fn interleaved_ratios() {
     const ROUNDS: usize = 41;
     const LIFECYCLES: u64 = 100_000;
-    let variants = subscribers();
+    for threads in [1, 2] {
+        // Fresh subscribers per thread count, so the delivery counts below are its own.
+        interleaved(threads, ROUNDS, LIFECYCLES);
+    }
+}
+
+fn interleaved(threads: usize, rounds: usize, lifecycles: u64) {
+    let variants: Vec<Variant> = variants();
     let baseline = variants
         .iter()
-        .position(|(name, _)| *name == "registry_empty_layer")
+        .position(|v| v.name == "registry_empty_layer")
         .unwrap();
-    for threads in [1, 2] {
-        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-        for round in 0..ROUNDS {
-            let mut times = vec![Duration::ZERO; variants.len()];
-            for k in 0..variants.len() {
-                let v = (round + k) % variants.len();
-                times[v] = burst(variants[v].1, threads, LIFECYCLES);
-            }
-            for v in 0..variants.len() {
-                ratios[v].push(times[v].as_secs_f64() / times[baseline].as_secs_f64());
-            }
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for round in 0..rounds {
+        let mut times = vec![Duration::ZERO; variants.len()];
+        for k in 0..variants.len() {
+            let v = (round + k) % variants.len();
+            times[v] = burst(variants[v].subscriber, threads, lifecycles);
         }
-        println!("interleaved: {threads} thread(s), {ROUNDS} rounds of {LIFECYCLES} lifecycles per thread, ratio to registry_empty_layer in the same round");
-        for (v, (name, _)) in variants.iter().enumerate() {
-            let r = &mut ratios[v];
-            r.sort_by(f64::total_cmp);
-            let q = |p: f64| r[((r.len() - 1) as f64 * p).round() as usize];
-            println!(
-                "  {name:24} median {:5.2}x   (quartiles {:.2}x .. {:.2}x)",
-                q(0.5),
-                q(0.25),
-                q(0.75)
+        for v in 0..variants.len() {
+            ratios[v].push(times[v].as_secs_f64() / times[baseline].as_secs_f64());
+        }
+    }
+    println!("interleaved: {threads} thread(s), {rounds} rounds of {lifecycles} lifecycles per thread, ratio to registry_empty_layer in the same round");
+    let otel = variants
+        .iter()
+        .position(|v| v.name == "tracing_opentelemetry")
+        .unwrap();
+    let median = |r: &mut Vec<f64>| {
+        r.sort_by(f64::total_cmp);
+        r[(r.len() - 1) / 2]
+    };
+    let otel_median = median(&mut ratios[otel].clone());
+    // Spans made per variant: every lifecycle plus each thread's parent, every round.
+    let made = rounds as u64 * threads as u64 * (lifecycles + 1);
+    for (v, variant) in variants.iter().enumerate() {
+        let r = &mut ratios[v];
+        r.sort_by(f64::total_cmp);
+        let q = |p: f64| r[((r.len() - 1) as f64 * p).round() as usize];
+        let mut line = format!(
+            "  {:24} median {:5.2}x   (quartiles {:.2}x .. {:.2}x)",
+            variant.name,
+            q(0.5),
+            q(0.25),
+            q(0.75)
+        );
+        if let Some(delivered) = &variant.delivered {
+            let delivered = delivered();
+            line += &format!(
+                "   {:.2}x tracing-opentelemetry; delivered {delivered} of {made} spans ({:.1}% dropped)",
+                q(0.5) / otel_median,
+                100.0 * (made.saturating_sub(delivered)) as f64 / made as f64
             );
         }
+        println!("{line}");
     }
 }
 

@@ -37,16 +37,6 @@ use crate::profile::{Profile, ProfileData};
 use crate::spans::{Frame, SpanState, UNRESOLVED};
 use crate::stats::CallSample;
 
-/// Whether the layer ignores this thread: spanlab's own exporter thread, whose I/O
-/// libraries make spans and events of their own.
-#[inline]
-fn suppressed() -> bool {
-    #[cfg(feature = "otlp")]
-    return crate::export::suppressed();
-    #[cfg(not(feature = "otlp"))]
-    false
-}
-
 /// The spanlab layer. Build it with [`crate::SpanLab::builder`]; read what it measured
 /// through [`SpanLabLayer::profile`] or the [`crate::Guard`] built with it.
 pub struct SpanLabLayer {
@@ -95,9 +85,6 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if suppressed() {
-            return;
-        }
         let paths = &self.data.paths;
         let mut owned = self.data.threads.owned();
         // Fast path: the contextual parent is on top of this thread's stack and owned
@@ -133,9 +120,6 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if suppressed() {
-            return;
-        }
         let key = id.into_u64();
         let mut owned = self.data.threads.owned();
         let duplicate = owned.private.frames.iter().any(|f| f.id == key);
@@ -165,9 +149,6 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if suppressed() {
-            return;
-        }
         let now = self.data.clock.raw();
         let key = id.into_u64();
         let mut owned = self.data.threads.owned();
@@ -208,9 +189,6 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if suppressed() {
-            return;
-        }
         #[cfg(feature = "otlp")]
         if self.data.export.is_some() {
             crate::export::hooks::event(&self.data, event, &ctx);
@@ -241,7 +219,7 @@ where
 
     fn on_record(&self, id: &Id, values: &tracing_core::span::Record<'_>, ctx: Context<'_, S>) {
         #[cfg(feature = "otlp")]
-        if self.data.export.is_some() && !suppressed() {
+        if self.data.export.is_some() {
             crate::export::hooks::record(&self.data, id, values, &ctx);
         }
         let _ = (id, values, ctx);
@@ -249,16 +227,13 @@ where
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         #[cfg(feature = "otlp")]
-        if self.data.export.is_some() && !suppressed() {
+        if self.data.export.is_some() {
             crate::export::hooks::follows_from(&self.data, id, follows, &ctx);
         }
         let _ = (id, follows, ctx);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if suppressed() {
-            return;
-        }
         let mut owned = self.data.threads.owned();
         let (state, foreign) = match owned.take(id.into_u64()) {
             Ok((state, false)) => (state, false),

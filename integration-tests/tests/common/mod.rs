@@ -1,6 +1,9 @@
 //! What the end-to-end tests share: running the `workload` binary (`src/bin`) with a
 //! clean spanlab environment, and reading its reports.
 
+/// Arize Phoenix as a real OTLP receiver (installed by `scripts/install-phoenix.sh`).
+pub mod phoenix;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

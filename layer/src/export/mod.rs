@@ -24,8 +24,10 @@
 //! (5 s by default), and the report's export section accounts for every span:
 //! `exported + dropped + failed + pending == finished`.
 //!
-//! Spans and events made on the exporter thread itself (by tonic, hyper, h2) are
-//! ignored by the layer, so export never feeds on itself.
+//! The exporter thread (and the runtime's blocking threads) run with tracing's no-op
+//! dispatcher as their default: what tonic, hyper and h2 trace there reaches no
+//! subscriber, so export never feeds on itself and costs the program's subscriber
+//! nothing.
 
 pub(crate) mod builder;
 pub mod config;
@@ -36,7 +38,6 @@ pub(crate) mod pipeline;
 pub(crate) mod span;
 mod transport;
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use tracing_core::span::Attributes;
@@ -52,19 +53,9 @@ use crate::spans::{ExportPtr, SpanState, ThreadState};
 use pipeline::{Pipeline, Rejected};
 use span::{ExportSpan, Failure};
 
-std::thread_local! {
-    /// Set on the exporter thread: the layer ignores what happens there.
-    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the layer should ignore the calling thread (it is the exporter's).
-#[inline]
-pub(crate) fn suppressed() -> bool {
-    SUPPRESSED.with(Cell::get)
-}
-
-pub(crate) fn suppress_this_thread() {
-    SUPPRESSED.with(|s| s.set(true));
+/// Makes the calling thread trace into nothing, for good (export's own threads).
+pub(crate) fn silence_this_thread() {
+    std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));
 }
 
 /// Export, running: the sampling rule and the queue to the exporter thread.
@@ -97,6 +88,7 @@ impl Export {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("spanlab-otlp")
+            .on_thread_start(silence_this_thread)
             .build()
             .map_err(|e| format!("cannot start the export runtime: {e}"))?;
         let shared = std::sync::Arc::new(pipeline::Shared::default());

@@ -180,7 +180,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        super::suppress_this_thread();
+        super::silence_this_thread();
         self.exporter.set_resource(self.converter.resource());
         let mut batch: Vec<ExportSpan> = Vec::with_capacity(self.batch_size);
         let mut last_send = Instant::now();
