@@ -264,7 +264,7 @@ where
             crate::export::hooks::close(
                 &self.data,
                 export,
-                &owned,
+                &mut owned,
                 record,
                 &state,
                 foreign,

@@ -234,6 +234,11 @@ pub(crate) struct Private {
     pub(crate) saved: Vec<crate::rng::Scope>,
     /// The GPU-measured spans entered on this thread, innermost last (nested peaks).
     pub(crate) gpu: Vec<crate::gpu::GpuFrame>,
+    /// Export records ready for reuse (`crate::export::pipeline`); boxed, as a live
+    /// span points at its record.
+    #[cfg(feature = "otlp")]
+    #[allow(clippy::vec_box)]
+    pub(crate) export_pool: Vec<Box<crate::export::span::ExportSpan>>,
 }
 
 /// Everything one thread writes: its spans and its statistics.
@@ -248,6 +253,9 @@ pub(crate) struct ThreadState {
     /// Of those, the ones the export queue had no room for.
     #[cfg(feature = "otlp")]
     pub(crate) export_dropped: OwnerCounter,
+    /// This thread's finished spans on their way to the exporter thread.
+    #[cfg(feature = "otlp")]
+    pub(crate) export_outbox: std::sync::OnceLock<crate::export::pipeline::SharedOutbox>,
 }
 
 /// A counter only its owning thread increments: a load and a store, no
@@ -287,12 +295,16 @@ impl Default for ThreadState {
                 paths: PathCache::default(),
                 saved: Vec::new(),
                 gpu: Vec::new(),
+                #[cfg(feature = "otlp")]
+                export_pool: Vec::new(),
             }),
             slots_stats: ThreadSlots::default(),
             #[cfg(feature = "otlp")]
             export_finished: OwnerCounter::default(),
             #[cfg(feature = "otlp")]
             export_dropped: OwnerCounter::default(),
+            #[cfg(feature = "otlp")]
+            export_outbox: std::sync::OnceLock::new(),
         }
     }
 }

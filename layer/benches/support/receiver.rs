@@ -63,7 +63,10 @@ pub fn start() -> (String, Arc<AtomicU64>) {
                     .add_service(
                         TraceServiceServer::new(service).max_decoding_message_size(64 << 20),
                     )
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                    .serve_with_incoming(
+                        tonic::transport::server::TcpIncoming::from(listener)
+                            .with_nodelay(Some(true)),
+                    )
                     .await
                     .expect("the receiver runs");
             });

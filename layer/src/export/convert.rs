@@ -30,6 +30,8 @@ pub(crate) struct Converter {
     clock: Clock,
     scope: InstrumentationScope,
     resource: Resource,
+    /// `code.function` per callsite (`module::name`), made once and shared.
+    functions: std::collections::HashMap<usize, Value>,
 }
 
 impl Converter {
@@ -40,7 +42,23 @@ impl Converter {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
             resource,
+            functions: std::collections::HashMap::new(),
         }
+    }
+
+    /// `module::name` of a callsite: built once, then a reference-count increment.
+    fn function(&mut self, meta: &'static tracing_core::Metadata<'static>) -> Value {
+        let key = meta as *const _ as usize;
+        self.functions
+            .entry(key)
+            .or_insert_with(|| {
+                let name: std::sync::Arc<str> = match meta.module_path() {
+                    Some(module) => format!("{module}::{}", meta.name()).into(),
+                    None => meta.name().into(),
+                };
+                Value::String(name.into())
+            })
+            .clone()
     }
 
     pub(crate) fn resource(&self) -> &Resource {
@@ -51,7 +69,9 @@ impl Converter {
         UNIX_EPOCH + Duration::from_nanos(self.clock.unix_nanos(ticks))
     }
 
-    pub(crate) fn convert(&self, span: ExportSpan) -> SpanData {
+    /// The record's `SpanData`. The record is only read: it goes back to its thread
+    /// for reuse, and what it owns is freed there.
+    pub(crate) fn convert(&mut self, span: &ExportSpan) -> SpanData {
         let meta = span.metadata;
         let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
         let busy = self.clock.nanos_between(0, span.busy_ticks);
@@ -59,27 +79,19 @@ impl Converter {
             Vec::with_capacity(span.attributes.len() + span.extra.len() + 6);
         attrs.extend(
             span.attributes
-                .into_iter()
-                .map(|(k, v)| KeyValue::new(k, value(v))),
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, value(v, &span.text))),
         );
         if !span.extra.is_empty() {
             // spanlab's own values win over span fields of the same name.
             attrs.retain(|kv| !span.extra.iter().any(|(k, _)| kv.key.as_str() == k));
             attrs.extend(
                 span.extra
-                    .into_iter()
-                    .map(|(k, v)| KeyValue::new(k, value(v))),
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), value(v, ""))),
             );
         }
-        if let Some(module) = meta.module_path() {
-            attrs.push(KeyValue::new("code.namespace", module));
-            attrs.push(KeyValue::new(
-                "code.function",
-                format!("{module}::{}", meta.name()),
-            ));
-        } else {
-            attrs.push(KeyValue::new("code.function", meta.name()));
-        }
+        attrs.push(KeyValue::new("code.function", self.function(meta)));
         if let Some(file) = meta.file() {
             attrs.push(KeyValue::new("code.filepath", file));
         }
@@ -102,27 +114,27 @@ impl Converter {
         } else {
             None
         };
-        let status = match span.failure {
+        let status = match &span.failure {
             None => Status::Unset,
-            Some(Failure::Error(message)) => Status::error(message),
+            Some(Failure::Error(message)) => Status::error(message.clone()),
             Some(Failure::Panicked) => Status::error("panicked"),
         };
         let events = span
             .events
-            .into_iter()
+            .iter()
             .map(|e| {
                 let attributes = e
                     .attributes
-                    .into_iter()
-                    .map(|(k, v)| KeyValue::new(k, value(v)))
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), value(v, "")))
                     .collect();
-                Event::new(e.name, self.time(e.ticks), attributes, 0)
+                Event::new(e.name.clone(), self.time(e.ticks), attributes, 0)
             })
             .collect();
         let links = span
             .links
-            .into_iter()
-            .map(|(trace, span)| Link::with_context(context(trace, span, false)))
+            .iter()
+            .map(|&(trace, span)| Link::with_context(context(trace, span, false)))
             .collect();
         SpanData {
             span_context: context(span.trace_id, span.span_id, false),
@@ -168,14 +180,18 @@ fn context(trace: u128, span: u64, remote: bool) -> SpanContext {
     )
 }
 
-fn value(v: AttrValue) -> Value {
+/// `text`: the buffer of the record `v` is from (its `Text` values point into it).
+fn value(v: &AttrValue, text: &str) -> Value {
     match v {
-        AttrValue::I64(i) => Value::I64(i),
-        AttrValue::F64(f) => Value::F64(f),
-        AttrValue::Bool(b) => Value::Bool(b),
-        AttrValue::Str(s) => Value::String(s.into()),
+        AttrValue::Text(start, len) => {
+            Value::String(AttrValue::text(*start, *len, text).to_owned().into())
+        }
+        AttrValue::I64(i) => Value::I64(*i),
+        AttrValue::F64(f) => Value::F64(*f),
+        AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::Str(s) => Value::String(s.clone().into()),
         AttrValue::StrArray(a) => Value::Array(opentelemetry::Array::String(
-            a.into_iter().map(Into::into).collect(),
+            a.iter().map(|s| s.clone().into()).collect(),
         )),
     }
 }

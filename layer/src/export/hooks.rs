@@ -51,7 +51,7 @@ impl Target<'_> {
             Target::Foreign(f) => {
                 let mut visitor = FieldVisitor::default();
                 values.record(&mut visitor);
-                f.attributes.extend(visitor.attributes);
+                f.attributes.extend(visitor.into_owned().0);
             }
         }
     }
@@ -146,7 +146,7 @@ where
             .map(|f| Id::from_u64(f.id))
             .and_then(|parent| record_of(data, owned, &parent, ctx))
     };
-    export.begin(attrs, parent, data.clock.raw())
+    export.begin(owned, attrs, parent, data.clock.raw())
 }
 
 /// Runs `f` on the place additions to span `id` go, if the span is sampled.
@@ -256,7 +256,7 @@ where
 pub(crate) fn close<S>(
     data: &ProfileData,
     export: &Export,
-    owned: &Owned<'_>,
+    owned: &mut Owned<'_>,
     mut record: Box<ExportSpan>,
     state: &SpanState,
     foreign: bool,
@@ -277,7 +277,7 @@ pub(crate) fn close<S>(
         };
         (k, v)
     }));
-    export.finish(owned.state, record, state, std::thread::panicking(), || {
+    export.finish(owned, record, state, std::thread::panicking(), || {
         data.clock.raw()
     });
 }

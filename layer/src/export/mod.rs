@@ -49,8 +49,9 @@ pub(crate) use pipeline::DynExporter;
 
 use crate::clock::Clock;
 use crate::report::ExportReport;
+use crate::spans::Owned;
 use crate::spans::{ExportPtr, SpanState, ThreadState};
-use pipeline::{Pipeline, Rejected};
+use pipeline::{Pipeline, SharedOutbox};
 use span::{ExportSpan, Failure};
 
 /// Makes the calling thread trace into nothing, for good (export's own threads).
@@ -134,6 +135,7 @@ impl Export {
     #[inline]
     pub(crate) fn begin(
         &self,
+        owned: &mut Owned<'_>,
         attrs: &Attributes<'_>,
         parent: Option<ExportPtr>,
         now: u64,
@@ -163,18 +165,48 @@ impl Export {
                 }
             },
         };
-        let mut record = ExportSpan::new(attrs.metadata(), trace_id, parent, now);
-        let mut visitor = span::FieldVisitor::default();
+        let meta = attrs.metadata();
+        let mut record = match owned.private.export_pool.pop() {
+            Some(record) => record,
+            None => self
+                .refill(owned)
+                .unwrap_or_else(|| ExportSpan::blank(meta)),
+        };
+        record.reset(meta, trace_id, parent, now);
+        // Into the record's own buffer, which keeps its capacity from use to use.
+        let mut visitor = span::FieldVisitor {
+            attributes: std::mem::take(&mut record.attributes),
+            text: std::mem::take(&mut record.text),
+            message: None,
+        };
         attrs.record(&mut visitor);
         record.attributes = visitor.attributes;
+        record.text = visitor.text;
         record.into_ptr()
+    }
+
+    /// This thread's outbox (registered with the exporter on first use).
+    #[inline]
+    fn outbox<'a>(&self, state: &'a ThreadState) -> &'a SharedOutbox {
+        state.export_outbox.get_or_init(|| self.pipeline.register())
+    }
+
+    /// Takes back the records the exporter is done with; one of them, if any.
+    #[cold]
+    fn refill(&self, owned: &mut Owned<'_>) -> Option<Box<ExportSpan>> {
+        let outbox = self.outbox(owned.state);
+        std::mem::swap(
+            &mut pipeline::lock(outbox).spare,
+            &mut owned.private.export_pool,
+        );
+        owned.private.export_pool.pop()
     }
 
     /// A sampled span closed: completes its record and queues it. `end` is the close
     /// time for a span never entered.
     pub(crate) fn finish(
         &self,
-        counters: &ThreadState,
+        owned: &mut Owned<'_>,
         mut record: Box<ExportSpan>,
         state: &SpanState,
         panicking: bool,
@@ -192,10 +224,23 @@ impl Export {
             // The ERROR event was seen, but on a path that kept no message.
             record.failure = Some(Failure::Error("error".into()));
         }
-        counters.export_finished.bump();
-        if let Err(Rejected::Full | Rejected::Stopped) = self.pipeline.push(record) {
-            counters.export_dropped.bump();
+        let state = owned.state;
+        state.export_finished.bump();
+        if !self
+            .pipeline
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let mut outbox = pipeline::lock(self.outbox(state));
+            if outbox.ready.len() < self.pipeline.capacity {
+                outbox.ready.push(record);
+                return;
+            }
         }
+        // No room, or export has stopped: dropped, counted, and the record kept.
+        state.export_dropped.bump();
+        owned.private.export_pool.push(record);
     }
 
     /// Sends what is queued and stops the exporter thread, waiting at most the flush
@@ -218,7 +263,6 @@ impl Export {
         let shared = &self.pipeline.shared;
         let exported = shared.exported.load(Relaxed);
         let failed = shared.failed.load(Relaxed);
-        dropped += shared.dropped.load(Relaxed);
         let batches = shared.batches.load(Relaxed);
         ExportReport {
             target: self.target.clone(),

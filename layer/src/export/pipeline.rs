@@ -1,16 +1,20 @@
-//! The exporter thread: drains the queue, batches, converts, sends, counts.
+//! The exporter thread: collects finished spans, batches, converts, sends, counts.
 //!
 //! ```text
-//!  span close (any thread)          exporter thread (one, named "spanlab-otlp")
-//!  ───────────────────────          ───────────────────────────────────────────
-//!  try_send(Box<ExportSpan>) ──►  queue (bounded) ──► batch ──► SpanData ──► OTLP
-//!      full: drop, count                     every 10 ms, or a full batch
+//!  span close (any thread)                    exporter thread "spanlab-otlp"
+//!  ───────────────────────                    ──────────────────────────────
+//!  outbox.ready.push(record)  ◄── every 10 ms: swap each thread's `ready` out,
+//!    full: drop it, count it                  convert to SpanData, send in batches,
+//!  record ◄── outbox.spare ◄───────────────── hand the records back for reuse
 //! ```
 //!
-//! The program's threads never wait: `try_send` on a bounded channel either takes the
-//! span or fails at once (counted as dropped). The exporter thread never blocks on the
-//! channel either — a receiver parked in `recv` would make every send a futex wake-up —
-//! it sleeps ~10 ms between drains instead and is woken early only for a flush.
+//! Each program thread has an **outbox**: a mutex that only its owner and, once per
+//! tick, the exporter take, so it is uncontended, and the program never waits on the
+//! network. Records travel in bulk and come back to the thread that made them, to be
+//! reused: in steady state a span's record costs no allocation, and no memory is freed
+//! on a thread other than the one that allocated it (allocators pay dearly for that).
+//! A thread's outbox holds at most `OTEL_BSP_MAX_QUEUE_SIZE` finished spans; past
+//! that, spans are dropped and counted.
 //!
 //! Retries follow the OTLP specification inside `opentelemetry-otlp`: retryable codes
 //! only (gRPC `UNAVAILABLE`, …; HTTP 429/502/503/504 and connection failures), with
@@ -21,15 +25,14 @@
 //! # Accounting
 //!
 //! Every sampled span that finishes is counted `finished` by the thread that closed it,
-//! then exactly one of: `dropped` (no room in the queue, or the pipeline had stopped),
+//! then exactly one of: `dropped` (its outbox was full, or export had stopped),
 //! `exported` (its batch was accepted) or `failed` (its batch was refused after the
-//! retries). Spans still queued or in flight when a report is made are `pending`, so
+//! retries). Spans still waiting or in flight when a report is made are `pending`, so
 //! `exported + dropped + failed + pending == finished` holds in every report.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,26 @@ impl<E: SpanExporter + 'static> DynExporter for E {
     }
 }
 
+/// One program thread's finished spans, and the records it may reuse. Records stay
+/// boxed all their life: a live span points at its record, which must not move.
+#[derive(Default)]
+#[allow(clippy::vec_box)]
+pub(crate) struct Outbox {
+    /// Finished, waiting for the exporter.
+    pub(crate) ready: Vec<Box<ExportSpan>>,
+    /// Done with by the exporter: for the owner to reuse.
+    pub(crate) spare: Vec<Box<ExportSpan>>,
+}
+
+/// A thread's outbox, shared with the exporter thread.
+pub(crate) type SharedOutbox = Arc<Mutex<Outbox>>;
+
+/// Locks an outbox; a panic while it was held cannot leave it inconsistent (every
+/// change is one push or swap), so poisoning is ignored.
+pub(crate) fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
+    outbox.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What the exporter thread shares with the program.
 #[derive(Default)]
 pub(crate) struct Shared {
@@ -78,27 +101,24 @@ pub(crate) struct Shared {
     pub(crate) failed_batches: AtomicU64,
     /// Requests sent, retries included (see the module docs).
     pub(crate) attempts: AtomicU64,
-    /// Spans still queued when the exporter thread stopped.
-    pub(crate) dropped: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Every thread's outbox, registered at its first sampled span.
+    outboxes: Mutex<Vec<SharedOutbox>>,
+    /// Set once the exporter thread has collected for the last time.
+    pub(crate) stopped: AtomicBool,
     closing: AtomicBool,
     done: Mutex<bool>,
     done_signal: Condvar,
 }
 
-/// The queue's sending side and the exporter thread.
+/// The exporter thread, and what the program's threads need to reach it.
 pub(crate) struct Pipeline {
-    queue: SyncSender<Box<ExportSpan>>,
     pub(crate) shared: Arc<Shared>,
+    /// A thread's outbox holds at most this many finished spans.
+    pub(crate) capacity: usize,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The exporter thread's handle, to wake it for a flush.
     waker: std::thread::Thread,
-}
-
-/// Why a span could not be queued.
-pub(crate) enum Rejected {
-    Full,
-    Stopped,
 }
 
 impl Pipeline {
@@ -114,41 +134,41 @@ impl Pipeline {
         batch_size: usize,
         schedule_delay: Duration,
     ) -> std::io::Result<Pipeline> {
-        let (queue, receiver) = std::sync::mpsc::sync_channel(queue_size);
         let worker = Worker {
-            receiver,
             exporter,
             runtime,
             converter,
             counts_attempts,
             batch_size,
             schedule_delay,
+            spare_limit: queue_size,
             shared: shared.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("spanlab-otlp".into())
             .spawn(move || worker.run())?;
         Ok(Pipeline {
-            queue,
             shared,
+            capacity: queue_size,
             waker: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a finished span without waiting.
-    #[inline]
-    pub(crate) fn push(&self, span: Box<ExportSpan>) -> Result<(), Rejected> {
-        use std::sync::mpsc::TrySendError;
-        match self.queue.try_send(span) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Rejected::Full),
-            Err(TrySendError::Disconnected(_)) => Err(Rejected::Stopped),
-        }
+    /// A new outbox for the calling thread, known to the exporter from now on.
+    #[cold]
+    pub(crate) fn register(&self) -> SharedOutbox {
+        let outbox = SharedOutbox::default();
+        self.shared
+            .outboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(outbox.clone());
+        outbox
     }
 
-    /// Asks the exporter thread to send everything queued and stop, and waits up to
-    /// `timeout` for it. Later spans are dropped (and counted). Idempotent.
+    /// Asks the exporter thread to send everything finished so far and stop, and waits
+    /// up to `timeout` for it. Later spans are dropped (and counted). Idempotent.
     pub(crate) fn shutdown(&self, timeout: Duration) {
         self.shared.closing.store(true, Release);
         self.waker.unpark();
@@ -167,7 +187,6 @@ impl Pipeline {
 }
 
 struct Worker {
-    receiver: Receiver<Box<ExportSpan>>,
     exporter: Box<dyn DynExporter>,
     runtime: tokio::runtime::Runtime,
     converter: Converter,
@@ -175,6 +194,8 @@ struct Worker {
     counts_attempts: bool,
     batch_size: usize,
     schedule_delay: Duration,
+    /// Records kept per outbox for reuse; more are freed.
+    spare_limit: usize,
     shared: Arc<Shared>,
 }
 
@@ -182,56 +203,61 @@ impl Worker {
     fn run(mut self) {
         super::silence_this_thread();
         self.exporter.set_resource(self.converter.resource());
-        let mut batch: Vec<ExportSpan> = Vec::with_capacity(self.batch_size);
+        let mut batch: Vec<SpanData> = Vec::with_capacity(self.batch_size);
+        let mut taken: Vec<Box<ExportSpan>> = Vec::new();
         let mut last_send = Instant::now();
         loop {
-            // Read before draining: a flush asked for during the drain sees it all.
+            // Read before collecting: a flush asked for now sees everything finished.
             let closing = self.shared.closing.load(Acquire);
-            let mut disconnected = false;
-            loop {
-                match self.receiver.try_recv() {
-                    Ok(span) => {
-                        batch.push(*span);
-                        if batch.len() >= self.batch_size {
-                            self.send(&mut batch);
-                            last_send = Instant::now();
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
+            if closing {
+                // From here on, closes count their spans as dropped: this is the last
+                // collection.
+                self.shared.stopped.store(true, SeqCst);
+            }
+            let outboxes: Vec<SharedOutbox> = self
+                .shared
+                .outboxes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for outbox in &outboxes {
+                std::mem::swap(&mut lock(outbox).ready, &mut taken);
+                for record in &taken {
+                    batch.push(self.converter.convert(record));
+                    if batch.len() >= self.batch_size {
+                        self.send(&mut batch);
+                        last_send = Instant::now();
                     }
                 }
+                // Back to their thread, which clears and reuses them.
+                let mut outbox = lock(outbox);
+                let room = self.spare_limit.saturating_sub(outbox.spare.len());
+                let keep = taken.len().min(room);
+                outbox.spare.extend(taken.drain(..keep));
+                drop(outbox);
+                taken.clear(); // beyond the limit: freed here (rare)
             }
-            if !batch.is_empty()
-                && (closing || disconnected || last_send.elapsed() >= self.schedule_delay)
-            {
+            if !batch.is_empty() && (closing || last_send.elapsed() >= self.schedule_delay) {
                 self.send(&mut batch);
                 last_send = Instant::now();
             }
-            if closing || disconnected {
+            if closing {
                 break;
             }
             std::thread::park_timeout(TICK);
         }
         self.exporter.shutdown();
-        while self.receiver.try_recv().is_ok() {
-            self.shared.dropped.fetch_add(1, Relaxed); // queued after the last drain
-        }
         *self.shared.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.shared.done_signal.notify_all();
-        // Spans queued after this point are counted as dropped by their senders once
-        // the receiver is gone; dropping it here makes that happen.
     }
 
-    /// Converts and sends one batch; its spans are then exported or failed.
-    fn send(&mut self, batch: &mut Vec<ExportSpan>) {
+    /// Sends one batch; its spans are then exported or failed.
+    fn send(&mut self, batch: &mut Vec<SpanData>) {
         let count = batch.len() as u64;
-        let data: Vec<SpanData> = batch.drain(..).map(|s| self.converter.convert(s)).collect();
         if !self.counts_attempts {
             self.shared.attempts.fetch_add(1, Relaxed);
         }
+        let data = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
         let result = self.runtime.block_on(self.exporter.export(data));
         self.shared.batches.fetch_add(1, Relaxed);
         match result {

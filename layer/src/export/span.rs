@@ -25,6 +25,19 @@ pub(crate) enum AttrValue {
     Bool(bool),
     Str(String),
     StrArray(Vec<String>),
+    /// Text in the record's own buffer ([`ExportSpan::text`]): `start..start + len`.
+    /// Strings and `Debug` values of span fields go there, so that a reused record
+    /// records them without allocating.
+    Text(u32, u32),
+}
+
+impl AttrValue {
+    /// The text of a [`AttrValue::Text`] in `buffer`.
+    pub(crate) fn text(start: u32, len: u32, buffer: &str) -> &str {
+        buffer
+            .get(start as usize..(start + len) as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// A `(key, value)` attribute. Keys of span fields are `'static` (callsite names).
@@ -60,6 +73,8 @@ pub(crate) struct ExportSpan {
     pub(crate) end_ticks: u64,
     pub(crate) busy_ticks: u64,
     pub(crate) attributes: Vec<Attr>,
+    /// The text of `attributes`' [`AttrValue::Text`] values.
+    pub(crate) text: String,
     /// Attributes added by spanlab itself at close (GPU, seeds, GenAI), with owned keys.
     pub(crate) extra: Vec<(String, AttrValue)>,
     pub(crate) events: Vec<SpanEvent>,
@@ -68,30 +83,50 @@ pub(crate) struct ExportSpan {
 }
 
 impl ExportSpan {
-    /// A record for a new span; `parent` is `(trace, span, remote)` or `None` for a
-    /// new trace.
-    pub(crate) fn new(
-        metadata: &'static Metadata<'static>,
-        trace_id: u128,
-        parent: Option<(u64, bool)>,
-        start_ticks: u64,
-    ) -> Box<Self> {
-        let (parent_id, parent_remote) = parent.unwrap_or((0, false));
+    /// A blank record (to be [`reset`](Self::reset) before use).
+    pub(crate) fn blank(metadata: &'static Metadata<'static>) -> Box<Self> {
         Box::new(ExportSpan {
-            trace_id,
-            span_id: new_span_id(),
-            parent_id,
-            parent_remote,
+            trace_id: 0,
+            span_id: 0,
+            parent_id: 0,
+            parent_remote: false,
             metadata,
-            start_ticks,
-            end_ticks: start_ticks,
+            start_ticks: 0,
+            end_ticks: 0,
             busy_ticks: 0,
-            attributes: Vec::with_capacity(metadata.fields().len()),
+            attributes: Vec::new(),
+            text: String::new(),
             extra: Vec::new(),
             events: Vec::new(),
             links: Vec::new(),
             failure: None,
         })
+    }
+
+    /// Makes a used (or blank) record the record of a new span, keeping its buffers.
+    /// `parent` is `(span id, remote)`, `None` for a new trace's root.
+    pub(crate) fn reset(
+        &mut self,
+        metadata: &'static Metadata<'static>,
+        trace_id: u128,
+        parent: Option<(u64, bool)>,
+        start_ticks: u64,
+    ) {
+        let (parent_id, parent_remote) = parent.unwrap_or((0, false));
+        self.trace_id = trace_id;
+        self.span_id = new_span_id();
+        self.parent_id = parent_id;
+        self.parent_remote = parent_remote;
+        self.metadata = metadata;
+        self.start_ticks = start_ticks;
+        self.end_ticks = start_ticks;
+        self.busy_ticks = 0;
+        self.attributes.clear();
+        self.text.clear();
+        self.extra.clear();
+        self.events.clear();
+        self.links.clear();
+        self.failure = None;
     }
 
     /// Leaks the record into the pointer a span's state carries.
@@ -138,8 +173,12 @@ impl ExportSpan {
 
     /// Sets (or replaces) a field's value, from `Span::record`.
     pub(crate) fn record(&mut self, values: &tracing_core::span::Record<'_>) {
-        let mut visitor = FieldVisitor::default();
+        let mut visitor = FieldVisitor {
+            text: std::mem::take(&mut self.text),
+            ..FieldVisitor::default()
+        };
         values.record(&mut visitor);
+        self.text = visitor.text;
         for (key, value) in visitor.attributes {
             match self.attributes.iter_mut().find(|(k, _)| *k == key) {
                 Some(existing) => existing.1 = value,
@@ -162,6 +201,8 @@ impl ExportSpan {
 #[derive(Default)]
 pub(crate) struct FieldVisitor {
     pub(crate) attributes: Vec<Attr>,
+    /// Where text values are written ([`AttrValue::Text`]).
+    pub(crate) text: String,
     /// An event's `message` field, kept apart: it names the event.
     pub(crate) message: Option<String>,
 }
@@ -173,12 +214,45 @@ impl FieldVisitor {
             "spanlab.recorder" => {}
             "message" => {
                 self.message = Some(match value {
+                    AttrValue::Text(start, len) => {
+                        let message = AttrValue::text(start, len, &self.text).to_owned();
+                        self.text.truncate(start as usize);
+                        message
+                    }
                     AttrValue::Str(s) => s,
                     other => format!("{other:?}"),
                 })
             }
             name => self.attributes.push((name, value)),
         }
+    }
+
+    /// Writes text into the buffer and pushes it as `field`'s value.
+    fn push_text(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let value = match (u32::try_from(start), u32::try_from(self.text.len() - start)) {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => AttrValue::Text(start, len),
+            _ => AttrValue::Str(self.text.split_off(start)), // a 4 GiB buffer: never mind
+        };
+        self.push(field, value);
+    }
+
+    /// The attributes with their text owned (for records kept apart from a buffer).
+    pub(crate) fn into_owned(self) -> (Vec<Attr>, Option<String>) {
+        let text = self.text;
+        let attributes = self
+            .attributes
+            .into_iter()
+            .map(|(k, v)| match v {
+                AttrValue::Text(start, len) => (
+                    k,
+                    AttrValue::Str(AttrValue::text(start, len, &text).to_owned()),
+                ),
+                v => (k, v),
+            })
+            .collect();
+        (attributes, self.message)
     }
 }
 
@@ -208,13 +282,19 @@ impl Visit for FieldVisitor {
         self.push(field, AttrValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, AttrValue::Str(value.to_owned()));
+        self.push_text(field, |text| text.push_str(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, AttrValue::Str(value.to_string()));
+        use fmt::Write;
+        self.push_text(field, |text| {
+            let _ = write!(text, "{value}");
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, AttrValue::Str(format!("{value:?}")));
+        use fmt::Write;
+        self.push_text(field, |text| {
+            let _ = write!(text, "{value:?}");
+        });
     }
 }
 
@@ -224,16 +304,12 @@ pub(crate) fn event_record(event: &tracing_core::Event<'_>, ticks: u64) -> SpanE
     let meta = event.metadata();
     let mut visitor = FieldVisitor::default();
     event.record(&mut visitor);
-    let mut attributes: Vec<(String, AttrValue)> = Vec::with_capacity(visitor.attributes.len() + 2);
+    let (fields, message) = visitor.into_owned();
+    let mut attributes: Vec<(String, AttrValue)> = Vec::with_capacity(fields.len() + 2);
     attributes.push(("level".into(), AttrValue::Str(meta.level().as_str().into())));
     attributes.push(("target".into(), AttrValue::Str(meta.target().into())));
-    attributes.extend(
-        visitor
-            .attributes
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let name = visitor.message.unwrap_or_else(|| {
+    attributes.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let name = message.unwrap_or_else(|| {
         // `#[instrument(err)]` events carry the error in an `error` field.
         attributes
             .iter()
