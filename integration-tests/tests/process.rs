@@ -145,6 +145,60 @@ fn bad_environment_values_are_named_and_the_program_runs_on() {
 }
 
 #[test]
+fn bad_otlp_settings_are_named_at_init_and_the_program_runs_without_export() {
+    for (var, value, expected) in [
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "localhost:4317",
+            "expected an `http://` or `https://` URL",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "udp",
+            "expected `grpc` or `http/protobuf`",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "api-key",
+            "is not `key=value`",
+        ),
+    ] {
+        let mut cmd = workload("normal");
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9");
+        cmd.env(var, value);
+        let (out, stderr) = run(&mut cmd);
+        assert!(out.status.success(), "{var}: {stderr}");
+        let line = format!("spanlab: ignoring {var}={value:?}: ");
+        assert!(stderr.contains(&line), "{var}: {stderr}");
+        assert!(stderr.contains(expected), "{var}: {stderr}");
+        assert!(
+            stderr.contains("spanlab report: 3 paths, 60 calls"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("export ("), "export must be off: {stderr}");
+    }
+}
+
+#[test]
+fn without_an_endpoint_there_is_no_export_and_with_one_the_report_accounts_for_it() {
+    let (_, stderr) = run(&mut workload("normal"));
+    assert!(!stderr.contains("export ("), "{stderr}");
+    // A receiver that is not there: the run is not slowed down, and the report says
+    // where every span went.
+    let (out, stderr) = run(workload("normal")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "200"));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "export (http/protobuf http://127.0.0.1:9/v1/traces): 60 spans finished, 0 exported"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("60 failed, 0 not delivered"), "{stderr}");
+}
+
+#[test]
 fn report_to_a_file_and_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("report.txt");

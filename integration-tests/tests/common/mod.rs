@@ -16,8 +16,15 @@ pub fn workload(mode: &str) -> Command {
         "SPANLAB_REPORT_JSON",
         "SPANLAB_REPORT_FOLDED",
         "RUST_LOG",
+        "TRACEPARENT",
     ] {
         cmd.env_remove(var);
+    }
+    // Nor any OpenTelemetry setting from the caller's environment.
+    for (var, _) in std::env::vars() {
+        if var.starts_with("OTEL_") {
+            cmd.env_remove(var);
+        }
     }
     cmd
 }

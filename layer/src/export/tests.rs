@@ -402,3 +402,48 @@ fn many_threads_many_spans_add_up() {
     assert_eq!(report.exported, report.finished);
     assert_eq!(spans.len(), 16_000);
 }
+
+#[test]
+fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
+    // A port nothing listens on: connections are refused (retryable), then the batch
+    // fails; the program never waits for any of it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // the listener is dropped: the port is closed again
+    for protocol in [
+        crate::export::Protocol::Grpc,
+        crate::export::Protocol::HttpProtobuf,
+    ] {
+        let (layer, guard) = SpanLab::builder()
+            .ignore_env()
+            .report_to(crate::ReportTarget::Off)
+            .otlp_endpoint(format!("http://127.0.0.1:{port}"))
+            .otlp_protocol(protocol)
+            .otlp_timeout(Duration::from_millis(500))
+            .otlp_flush_timeout(Duration::from_secs(20))
+            .build();
+        let started = std::time::Instant::now();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for _ in 0..100 {
+                info_span!("x").in_scope(|| ());
+            }
+        });
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{protocol:?}"
+        );
+        guard.profile().finish_export();
+        let report = guard.report().export.unwrap();
+        assert_eq!(
+            (report.finished, report.failed),
+            (100, 100),
+            "{protocol:?}: {report:?}"
+        );
+        assert_eq!(report.exported + report.dropped + report.pending, 0);
+        assert!(report.retries > 0, "{protocol:?}: {report:?}");
+        assert!(report.target.starts_with(protocol.as_str()));
+        assert!(report.last_error.is_some());
+    }
+}
