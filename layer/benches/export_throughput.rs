@@ -31,7 +31,6 @@ fn main() {
         .report_to(spanlab::ReportTarget::Off)
         .otlp_endpoint(endpoint)
         .otlp_protocol(spanlab::export::Protocol::Grpc)
-        .otlp_batch_size(std::env::var("BATCH").map_or(512, |b| b.parse().unwrap()))
         .build();
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
         .expect("no other subscriber");

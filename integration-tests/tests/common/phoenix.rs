@@ -180,6 +180,23 @@ impl Phoenix {
 
     /// [`spans`](Self::spans), `page_size` spans per request (1 to 1000).
     pub fn spans_paged(&self, project: &str, page_size: usize) -> Vec<serde_json::Value> {
+        self.read_spans(project, page_size, &[])
+    }
+
+    /// The spans of `project` that match the REST API's filters, every page: `filters`
+    /// are query parameters such as `("name", "after")`, `("trace_id", hex)`,
+    /// `("parent_id", hex)` or `("status_code", "ERROR")` (a parameter given twice
+    /// matches either value).
+    pub fn spans_where(&self, project: &str, filters: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        self.read_spans(project, PAGE, filters)
+    }
+
+    fn read_spans(
+        &self,
+        project: &str,
+        page_size: usize,
+        filters: &[(&str, &str)],
+    ) -> Vec<serde_json::Value> {
         let mut spans = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -187,6 +204,13 @@ impl Phoenix {
                 "/v1/projects/{}/spans?sort=id&order=asc&limit={page_size}",
                 percent_encode(project)
             );
+            for (key, value) in filters {
+                path.push_str(&format!(
+                    "&{}={}",
+                    percent_encode(key),
+                    percent_encode(value)
+                ));
+            }
             if let Some(cursor) = &cursor {
                 path.push_str("&cursor=");
                 path.push_str(&percent_encode(cursor));

@@ -471,14 +471,7 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::test_support::env_of;
 
     fn resolve_env(vars: &[(&str, &str)]) -> (Option<ExportConfig>, Vec<ConfigError>) {
         resolve(&ExportSettings::default(), &env_of(vars))

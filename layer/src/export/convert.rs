@@ -31,7 +31,36 @@ pub(crate) struct Converter {
     scope: InstrumentationScope,
     resource: Resource,
     /// `code.function` per callsite (`module::name`), made once and shared.
-    functions: std::collections::HashMap<usize, Value>,
+    functions: std::collections::HashMap<usize, Value, PointerHash>,
+}
+
+/// Hashes a callsite's address by itself: addresses are distinct, and SipHash would
+/// cost more than the rest of the lookup.
+#[derive(Default)]
+struct PointerHash;
+
+impl std::hash::BuildHasher for PointerHash {
+    type Hasher = PointerHasher;
+    fn build_hasher(&self) -> PointerHasher {
+        PointerHasher(0)
+    }
+}
+
+struct PointerHasher(u64);
+
+impl std::hash::Hasher for PointerHasher {
+    fn finish(&self) -> u64 {
+        // Metadata is 8-aligned: drop the always-zero bits, spread the rest.
+        (self.0 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0 << 8 | u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
 }
 
 impl Converter {
@@ -42,7 +71,7 @@ impl Converter {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
             resource,
-            functions: std::collections::HashMap::new(),
+            functions: std::collections::HashMap::default(),
         }
     }
 

@@ -86,7 +86,9 @@ impl Export {
         clock: Clock,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Export, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // One I/O thread: it sends a batch while the exporter thread converts the next.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .thread_name("spanlab-otlp")
             .on_thread_start(silence_this_thread)

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
@@ -134,9 +134,12 @@ impl Pipeline {
         batch_size: usize,
         schedule_delay: Duration,
     ) -> std::io::Result<Pipeline> {
+        let mut exporter = exporter;
+        exporter.set_resource(converter.resource());
         let worker = Worker {
-            exporter,
+            exporter: Arc::from(exporter),
             runtime,
+            in_flight: None,
             converter,
             counts_attempts,
             batch_size,
@@ -187,8 +190,11 @@ impl Pipeline {
 }
 
 struct Worker {
-    exporter: Box<dyn DynExporter>,
+    exporter: Arc<dyn DynExporter>,
     runtime: tokio::runtime::Runtime,
+    /// The batch being sent (on the runtime's thread) while the next is converted
+    /// here: at most one, as the SDK's exporters expect.
+    in_flight: Option<(tokio::task::JoinHandle<OTelSdkResult>, u64)>,
     converter: Converter,
     /// The transport counts its own attempts; otherwise one per batch is counted here.
     counts_attempts: bool,
@@ -202,7 +208,6 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         super::silence_this_thread();
-        self.exporter.set_resource(self.converter.resource());
         let mut batch: Vec<SpanData> = Vec::with_capacity(self.batch_size);
         let mut taken: Vec<Box<ExportSpan>> = Vec::new();
         let mut last_send = Instant::now();
@@ -242,7 +247,15 @@ impl Worker {
                 last_send = Instant::now();
             }
             if closing {
+                self.settle();
                 break;
+            }
+            if self
+                .in_flight
+                .as_ref()
+                .is_some_and(|(s, _)| s.is_finished())
+            {
+                self.settle(); // count it now, not when the next batch goes
             }
             std::thread::park_timeout(TICK);
         }
@@ -251,14 +264,31 @@ impl Worker {
         self.shared.done_signal.notify_all();
     }
 
-    /// Sends one batch; its spans are then exported or failed.
+    /// Starts sending one batch, once the previous one is settled; its spans are then
+    /// exported or failed.
     fn send(&mut self, batch: &mut Vec<SpanData>) {
+        self.settle();
         let count = batch.len() as u64;
         if !self.counts_attempts {
             self.shared.attempts.fetch_add(1, Relaxed);
         }
         let data = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
-        let result = self.runtime.block_on(self.exporter.export(data));
+        let exporter = self.exporter.clone();
+        let sending = self
+            .runtime
+            .spawn(async move { exporter.export(data).await });
+        self.in_flight = Some((sending, count));
+    }
+
+    /// Waits for the batch in flight, if any, and counts its spans.
+    fn settle(&mut self) {
+        let Some((sending, count)) = self.in_flight.take() else {
+            return;
+        };
+        let result = self
+            .runtime
+            .block_on(sending)
+            .unwrap_or_else(|e| Err(OTelSdkError::InternalFailure(format!("export task: {e}"))));
         self.shared.batches.fetch_add(1, Relaxed);
         match result {
             Ok(()) => {

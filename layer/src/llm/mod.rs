@@ -181,21 +181,17 @@ pub(crate) fn take_pending() -> Option<LlmCall> {
 /// Records one LLM call in the current span: an event for every layer, the full record
 /// for spanlab (and every [`PromptRecorder`] above this span).
 pub fn record(call: LlmCall) {
-    let (model, provider) = (
-        call.model.clone(),
-        call.provider.clone().unwrap_or_default(),
-    );
-    let (input, output) = (
-        call.input_tokens.unwrap_or(0),
-        call.output_tokens.unwrap_or(0),
-    );
+    // What the call did not say stays out of the event (`None` fields are not recorded),
+    // rather than reading as a 0 or an empty provider.
+    let (model, provider) = (call.model.clone(), call.provider.clone());
+    let (input, output) = (call.input_tokens, call.output_tokens);
     PENDING.with(|p| *p.borrow_mut() = Some(call));
     tracing::event!(
         target: "spanlab::llm",
         tracing::Level::INFO,
         gen_ai.operation.name = "chat",
         gen_ai.request.model = %model,
-        gen_ai.provider.name = %provider,
+        gen_ai.provider.name = provider.as_deref(),
         gen_ai.usage.input_tokens = input,
         gen_ai.usage.output_tokens = output,
         "llm call"

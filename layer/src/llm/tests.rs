@@ -241,4 +241,6 @@ fn other_layers_see_the_event_but_never_the_text() {
             && events[0].contains("gen_ai.usage.output_tokens=7")
     );
     assert!(!events[0].contains("private"), "{}", events[0]);
+    // No provider was given: the event says nothing about one (not an empty name).
+    assert!(!events[0].contains("gen_ai.provider.name"), "{}", events[0]);
 }
