@@ -3,12 +3,12 @@
 //! Turned on by an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
 //! [`Builder::otlp_endpoint`](crate::Builder::otlp_endpoint)); with none, nothing is
 //! built and nothing touches the network. The variables and their defaults are in
-//! [`config`](self::config).
+//! [`config`].
 //!
 //! # How a span travels
 //!
 //! 1. **Creation** (program thread): the sampling decision is made at the root of a
-//!    trace and inherited below it; a sampled span gets an [`ExportSpan`](span) record
+//!    trace and inherited below it; a sampled span gets an export record
 //!    with its ids (trace, span, parent: exactly the tracing span tree, also across
 //!    threads and tasks) and its fields as typed attributes.
 //! 2. **While alive**: `Span::record` values, events inside it (as span events; an
@@ -16,7 +16,7 @@
 //! 3. **Close** (program thread): busy time, end time, panic status and spanlab's own
 //!    attributes (GPU, seeds, GenAI) are filled in and the record is offered to a
 //!    bounded queue. A full queue drops it and counts it: the program never waits.
-//! 4. **Exporter thread** ([`pipeline`]): batches, converts to
+//! 4. **Exporter thread**: batches, converts to
 //!    `opentelemetry_sdk::trace::SpanData` and calls `opentelemetry_otlp::SpanExporter`
 //!    (gRPC or HTTP/protobuf, with the specification's retries).
 //!
