@@ -87,7 +87,8 @@ impl Builder {
         self
     }
 
-    /// Spans per export request (default 512).
+    /// Spans per export request (default 2,048; a batch is also sent once it holds
+    /// about 2 MiB).
     pub fn otlp_batch_size(mut self, spans: usize) -> Self {
         self.export.settings.batch_size = Some(spans.max(1));
         self

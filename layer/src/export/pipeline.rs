@@ -47,6 +47,10 @@ use super::span::ExportSpan;
 /// few records are in circulation (they stay in the caches) and each collection is
 /// small.
 const BUSY_TICK: Duration = Duration::from_millis(1);
+/// A batch is sent once its spans' text reaches this size, whatever their number: gRPC
+/// receivers refuse messages over 4 MiB by default, and captured prompts can be large.
+const MAX_BATCH_BYTES: usize = 2 << 20;
+
 /// The longest pause between collections while nothing comes (an idle program pays
 /// ~60 wake-ups a second, not 1,000).
 const IDLE_TICK: Duration = Duration::from_millis(16);
@@ -217,6 +221,7 @@ impl Worker {
         let mut taken: Vec<Box<ExportSpan>> = Vec::new();
         let mut last_send = Instant::now();
         let mut tick = BUSY_TICK;
+        let mut batch_bytes = 0;
         loop {
             let mut collected = 0;
             // Read before collecting: a flush asked for now sees everything finished.
@@ -237,8 +242,10 @@ impl Worker {
                 collected += taken.len();
                 for record in &taken {
                     batch.push(self.converter.convert(record));
-                    if batch.len() >= self.batch_size {
+                    batch_bytes += record.approx_bytes();
+                    if batch.len() >= self.batch_size || batch_bytes >= MAX_BATCH_BYTES {
                         self.send(&mut batch);
+                        batch_bytes = 0;
                         last_send = Instant::now();
                     }
                 }
@@ -252,6 +259,7 @@ impl Worker {
             }
             if !batch.is_empty() && (closing || last_send.elapsed() >= self.schedule_delay) {
                 self.send(&mut batch);
+                batch_bytes = 0;
                 last_send = Instant::now();
             }
             if closing {

@@ -171,6 +171,32 @@ impl ExportSpan {
         })
     }
 
+    /// About how many bytes the span takes encoded (for batch sizes, not exact).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let values = |attrs: &[(String, AttrValue)]| -> usize {
+            attrs
+                .iter()
+                .map(|(k, v)| {
+                    k.len()
+                        + 8
+                        + match v {
+                            AttrValue::Str(s) => s.len(),
+                            AttrValue::StrArray(a) => a.iter().map(String::len).sum(),
+                            _ => 8,
+                        }
+                })
+                .sum()
+        };
+        160 + self.attributes.len() * 24
+            + self.text.len()
+            + values(&self.extra)
+            + self
+                .events
+                .iter()
+                .map(|e| 32 + e.name.len() + values(&e.attributes))
+                .sum::<usize>()
+    }
+
     /// Sets (or replaces) a field's value, from `Span::record`.
     pub(crate) fn record(&mut self, values: &tracing_core::span::Record<'_>) {
         let mut visitor = FieldVisitor {
