@@ -2,6 +2,7 @@
 //! clean spanlab environment, and reading its reports.
 
 /// Arize Phoenix as a real OTLP receiver (installed by `scripts/install-phoenix.sh`).
+pub mod export;
 pub mod phoenix;
 
 use std::path::Path;
