@@ -92,27 +92,6 @@ impl prost::Message for SpanCount {
     }
 }
 
-/// The response: an `ExportTraceServiceResponse` with no fields set.
-#[derive(Clone, Default, PartialEq)]
-struct Accepted;
-
-impl prost::Message for Accepted {
-    fn encode_raw(&self, _: &mut impl prost::bytes::BufMut) {}
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-    fn encoded_len(&self) -> usize {
-        0
-    }
-    fn clear(&mut self) {}
-}
-
 /// The OTLP trace service, counting spans.
 #[derive(Clone)]
 struct Counting(Arc<AtomicU64>);
@@ -122,11 +101,12 @@ impl tonic::server::NamedService for Counting {
 }
 
 impl tonic::server::UnaryService<SpanCount> for Counting {
-    type Response = Accepted;
-    type Future = std::future::Ready<Result<tonic::Response<Accepted>, tonic::Status>>;
+    /// An empty message: a valid `ExportTraceServiceResponse` with no fields set.
+    type Response = ();
+    type Future = std::future::Ready<Result<tonic::Response<()>, tonic::Status>>;
     fn call(&mut self, request: tonic::Request<SpanCount>) -> Self::Future {
         self.0.fetch_add(request.into_inner().0, Relaxed);
-        std::future::ready(Ok(tonic::Response::new(Accepted)))
+        std::future::ready(Ok(tonic::Response::new(())))
     }
 }
 
@@ -153,7 +133,7 @@ where
             {
                 return Ok(tonic::Status::unimplemented("only Export").into_http());
             }
-            let codec = tonic_prost::ProstCodec::<Accepted, SpanCount>::default();
+            let codec = tonic_prost::ProstCodec::<(), SpanCount>::default();
             let mut grpc =
                 tonic::server::Grpc::new(codec).apply_max_message_size_config(Some(64 << 20), None);
             Ok(grpc.unary(service, request).await)
