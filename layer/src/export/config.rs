@@ -42,6 +42,12 @@ pub enum Protocol {
 
 impl Protocol {
     /// Parses an `OTEL_EXPORTER_OTLP_PROTOCOL` value.
+    ///
+    /// ```
+    /// use spanlab::export::Protocol;
+    /// assert_eq!(Protocol::parse("grpc"), Ok(Protocol::Grpc));
+    /// assert!(Protocol::parse("http/json").is_err()); // not supported: says so
+    /// ```
     pub fn parse(value: &str) -> Result<Self, String> {
         match value.trim() {
             "grpc" => Ok(Protocol::Grpc),
@@ -83,6 +89,15 @@ pub enum Sampler {
 
 impl Sampler {
     /// Parses `OTEL_TRACES_SAMPLER` with its `OTEL_TRACES_SAMPLER_ARG`.
+    ///
+    /// ```
+    /// use spanlab::export::Sampler;
+    /// assert_eq!(
+    ///     Sampler::parse("parentbased_traceidratio", Some("0.1")),
+    ///     Ok(Sampler::ParentBasedTraceIdRatio(0.1))
+    /// );
+    /// assert!(Sampler::parse("traceidratio", Some("1.5")).is_err());
+    /// ```
     pub fn parse(name: &str, arg: Option<&str>) -> Result<Self, String> {
         let ratio = || -> Result<f64, String> {
             match arg.map(str::trim) {
@@ -150,6 +165,14 @@ pub struct RemoteParent {
 
 impl RemoteParent {
     /// Parses a `traceparent` header value: `00-<32 hex>-<16 hex>-<2 hex>`.
+    ///
+    /// ```
+    /// let parent = spanlab::export::RemoteParent::parse(
+    ///     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    /// ).unwrap();
+    /// assert_eq!(parent.span_id, 0xb7ad6b7169203331);
+    /// assert!(parent.sampled);
+    /// ```
     pub fn parse(value: &str) -> Result<Self, String> {
         const EXPECTED: &str = "expected `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`";
         let parts: Vec<&str> = value.trim().split('-').collect();

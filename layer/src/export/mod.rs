@@ -24,6 +24,42 @@
 //! (5 s by default), and the report's export section accounts for every span:
 //! `exported + dropped + failed + pending == finished`.
 //!
+//! # Example
+//!
+//! Any `opentelemetry_sdk` span exporter can stand in for OTLP (here one that keeps the
+//! spans in memory), and the report says where every span went:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use opentelemetry_sdk::{error::OTelSdkResult, trace::{SpanData, SpanExporter}};
+//! use tracing_subscriber::prelude::*;
+//!
+//! #[derive(Debug, Clone, Default)]
+//! struct Keep(Arc<Mutex<Vec<SpanData>>>);
+//! impl SpanExporter for Keep {
+//!     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+//!         self.0.lock().unwrap().extend(batch);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let kept = Keep::default();
+//! let (layer, guard) = spanlab::SpanLab::builder()
+//!     .ignore_env()
+//!     .report_to(spanlab::ReportTarget::Off)
+//!     .otlp_exporter(kept.clone())
+//!     .build();
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+//!     let _epoch = tracing::info_span!("epoch", n = 1).entered();
+//!     tracing::info_span!("forward").in_scope(|| ());
+//! });
+//! drop(guard); // flushes, then reports
+//! let spans = kept.0.lock().unwrap();
+//! let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+//! assert_eq!(names, ["forward", "epoch"]);
+//! assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+//! ```
+//!
 //! The exporter thread (and the runtime's blocking threads) run with tracing's no-op
 //! dispatcher as their default: what tonic, hyper and h2 trace there reaches no
 //! subscriber, so export never feeds on itself and costs the program's subscriber
