@@ -287,3 +287,66 @@ fn host_name() -> Option<String> {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::env_of;
+
+    fn config() -> ExportConfig {
+        let (config, _) = super::super::config::resolve(
+            &super::super::config::ExportSettings {
+                endpoint: Some("http://h:4318".into()),
+                service_version: Some("1.2.3".into()),
+                resource: vec![("team".into(), "ml".into())],
+                ..Default::default()
+            },
+            &env_of(&[]),
+        );
+        config.unwrap()
+    }
+
+    fn get(resource: &Resource, key: &str) -> Option<Value> {
+        resource.get(&opentelemetry::Key::from(key.to_owned()))
+    }
+
+    #[test]
+    fn the_resource_names_the_service_process_host_rank_and_seed() {
+        let env = env_of(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
+        let resource = resource(&config(), &env);
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.file_stem().unwrap().to_string_lossy().into_owned();
+        assert_eq!(get(&resource, "service.name"), Some(Value::from(exe)));
+        assert_eq!(
+            get(&resource, "service.version"),
+            Some(Value::from("1.2.3"))
+        );
+        assert_eq!(
+            get(&resource, "process.pid"),
+            Some(Value::I64(i64::from(std::process::id())))
+        );
+        assert_eq!(get(&resource, "process.rank"), Some(Value::I64(3)));
+        assert_eq!(get(&resource, "process.local_rank"), Some(Value::I64(1)));
+        assert_eq!(get(&resource, "process.world_size"), Some(Value::I64(8)));
+        assert_eq!(
+            get(&resource, "telemetry.sdk.name"),
+            Some(Value::from("spanlab"))
+        );
+        assert_eq!(get(&resource, "team"), Some(Value::from("ml")));
+        assert!(get(&resource, crate::rng::attributes::ROOT_SEED).is_some());
+    }
+
+    #[test]
+    fn configured_attributes_win_over_detected_ones() {
+        let mut config = config();
+        config
+            .resource
+            .push(("service.name".into(), "from-resource".into()));
+        let resource = resource(&config, &env_of(&[]));
+        assert_eq!(
+            get(&resource, "service.name"),
+            Some(Value::from("from-resource"))
+        );
+        assert!(get(&resource, "process.rank").is_none(), "no RANK, no rank");
+    }
+}
