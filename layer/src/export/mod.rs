@@ -276,9 +276,13 @@ impl Export {
                 return;
             }
         }
-        // No room, or export has stopped: dropped, counted, and the record kept.
+        // No room, or export has stopped: dropped, counted, and the record kept for
+        // reuse (up to a full queue's worth: a thread that only closes spans made
+        // elsewhere never draws from its pool).
         state.export_dropped.bump();
-        owned.private.export_pool.push(record);
+        if owned.private.export_pool.len() < self.pipeline.capacity {
+            owned.private.export_pool.push(record);
+        }
     }
 
     /// Sends what is queued and stops the exporter thread, waiting at most the flush

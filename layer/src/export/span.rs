@@ -82,6 +82,11 @@ pub(crate) struct ExportSpan {
     pub(crate) failure: Option<Failure>,
 }
 
+/// The most text a pooled record keeps room for between spans.
+const KEPT_TEXT_BYTES: usize = 4096;
+/// The most attributes (and events) a pooled record keeps room for between spans.
+const KEPT_ATTRIBUTES: usize = 64;
+
 impl ExportSpan {
     /// A blank record (to be [`reset`](Self::reset) before use).
     pub(crate) fn blank(metadata: &'static Metadata<'static>) -> Box<Self> {
@@ -127,6 +132,17 @@ impl ExportSpan {
         self.events.clear();
         self.links.clear();
         self.failure = None;
+        // Buffers keep their capacity from span to span, except what one unusual span
+        // grew them to (a megabyte of `Debug` text): a pooled record stays small.
+        if self.text.capacity() > KEPT_TEXT_BYTES {
+            self.text = String::new();
+        }
+        if self.attributes.capacity() > KEPT_ATTRIBUTES {
+            self.attributes = Vec::new();
+        }
+        if self.events.capacity() > KEPT_ATTRIBUTES {
+            self.events = Vec::new();
+        }
     }
 
     /// Leaks the record into the pointer a span's state carries.
@@ -392,6 +408,33 @@ pub(crate) fn new_trace_id() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_record_keeps_small_buffers_only() {
+        static CALLSITE: tracing::callsite::DefaultCallsite =
+            tracing::callsite::DefaultCallsite::new(&META);
+        static META: Metadata<'static> = tracing::metadata!(
+            name: "test",
+            target: "test",
+            level: tracing::Level::INFO,
+            fields: &[],
+            callsite: &CALLSITE,
+            kind: tracing::metadata::Kind::SPAN,
+        );
+        let mut record = ExportSpan::blank(&META);
+        record.text.push_str("short");
+        record.reset(&META, 1, None, 0);
+        assert!(
+            record.text.is_empty() && record.text.capacity() >= 5,
+            "kept"
+        );
+        record.text.push_str(&"x".repeat(1 << 20));
+        record.reset(&META, 1, None, 0);
+        assert!(
+            record.text.capacity() <= KEPT_TEXT_BYTES,
+            "a megabyte is not kept"
+        );
+    }
 
     #[test]
     fn ids_are_nonzero_and_distinct_across_threads() {
