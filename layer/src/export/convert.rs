@@ -104,18 +104,19 @@ impl Converter {
         let meta = span.metadata;
         let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
         let busy = self.clock.nanos_between(0, span.busy_ticks);
-        let mut attrs: Vec<KeyValue> =
-            Vec::with_capacity(span.attributes.len() + span.extra.len() + 6);
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(span.attributes.len() + 6);
+        let rare = span.rare.as_deref();
+        let extra = rare.map_or(&[][..], |r| &r.extra[..]);
         attrs.extend(
             span.attributes
                 .iter()
                 .map(|(k, v)| KeyValue::new(*k, value(v, &span.text))),
         );
-        if !span.extra.is_empty() {
+        if !extra.is_empty() {
             // spanlab's own values win over span fields of the same name.
-            attrs.retain(|kv| !span.extra.iter().any(|(k, _)| kv.key.as_str() == k));
+            attrs.retain(|kv| !extra.iter().any(|(k, _)| kv.key.as_str() == k));
             attrs.extend(
-                span.extra
+                extra
                     .iter()
                     .map(|(k, v)| KeyValue::new(k.clone(), value(v, ""))),
             );
@@ -143,13 +144,13 @@ impl Converter {
         } else {
             None
         };
-        let status = match &span.failure {
+        let status = match span.failure() {
             None => Status::Unset,
             Some(Failure::Error(message)) => Status::error(message.clone()),
             Some(Failure::Panicked) => Status::error("panicked"),
         };
-        let events = span
-            .events
+        let events = rare
+            .map_or(&[][..], |r| &r.events[..])
             .iter()
             .map(|e| {
                 let attributes = e
@@ -160,8 +161,8 @@ impl Converter {
                 Event::new(e.name.clone(), self.time(e.ticks), attributes, 0)
             })
             .collect();
-        let links = span
-            .links
+        let links = rare
+            .map_or(&[][..], |r| &r.links[..])
             .iter()
             .map(|&(trace, span)| Link::with_context(context(trace, span, false)))
             .collect();

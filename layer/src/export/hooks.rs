@@ -58,7 +58,7 @@ impl Target<'_> {
 
     fn link(&mut self, ids: (u128, u64)) {
         match self {
-            Target::Record(r) => r.links.push(ids),
+            Target::Record(r) => r.rare_mut().links.push(ids),
             Target::Foreign(f) => f.links.push(ids),
         }
     }
@@ -68,8 +68,9 @@ impl Target<'_> {
     pub(crate) fn annotate(&mut self, attrs: Vec<(String, AttrValue)>, event: Option<SpanEvent>) {
         match self {
             Target::Record(r) => {
-                r.extra.extend(attrs);
-                r.events.extend(event);
+                let rare = r.rare_mut();
+                rare.extra.extend(attrs);
+                rare.events.extend(event);
             }
             Target::Foreign(f) => {
                 f.extra.extend(attrs);
@@ -96,12 +97,20 @@ where
             None => record.attributes.push((key, value)),
         }
     }
-    record.extra.extend(part.extra);
-    record.events.extend(part.events);
-    record.events.sort_by_key(|e| e.ticks);
-    record.links.extend(part.links);
-    if record.failure.is_none() {
-        record.failure = part.failure;
+    if part.extra.is_empty()
+        && part.events.is_empty()
+        && part.links.is_empty()
+        && part.failure.is_none()
+    {
+        return;
+    }
+    let rare = record.rare_mut();
+    rare.extra.extend(part.extra);
+    rare.events.extend(part.events);
+    rare.events.sort_by_key(|e| e.ticks);
+    rare.links.extend(part.links);
+    if rare.failure.is_none() {
+        rare.failure = part.failure;
     }
 }
 
@@ -269,14 +278,19 @@ pub(crate) fn close<S>(
     if foreign {
         merge_foreign(&mut record, id, ctx);
     }
-    record.extra.extend(annotations.into_iter().map(|(k, v)| {
-        let v = match v {
-            crate::features::Annotation::Int(i) => AttrValue::I64(i),
-            crate::features::Annotation::Float(f) => AttrValue::F64(f),
-            crate::features::Annotation::Str(s) => AttrValue::Str(s),
-        };
-        (k, v)
-    }));
+    if !annotations.is_empty() {
+        record
+            .rare_mut()
+            .extra
+            .extend(annotations.into_iter().map(|(k, v)| {
+                let v = match v {
+                    crate::features::Annotation::Int(i) => AttrValue::I64(i),
+                    crate::features::Annotation::Float(f) => AttrValue::F64(f),
+                    crate::features::Annotation::Str(s) => AttrValue::Str(s),
+                };
+                (k, v)
+            }));
+    }
     export.finish(owned, record, state, std::thread::panicking(), || {
         data.clock.raw()
     });

@@ -257,10 +257,10 @@ impl Export {
         };
         record.busy_ticks = state.busy_ticks;
         if panicking || state.panicked {
-            record.failure = Some(Failure::Panicked);
-        } else if state.errors > 0 && record.failure.is_none() {
+            record.rare_mut().failure = Some(Failure::Panicked);
+        } else if state.errors > 0 && record.failure().is_none() {
             // The ERROR event was seen, but on a path that kept no message.
-            record.failure = Some(Failure::Error("error".into()));
+            record.rare_mut().failure = Some(Failure::Error("error".into()));
         }
         let state = owned.state;
         state.export_finished.bump();

@@ -75,6 +75,14 @@ pub(crate) struct ExportSpan {
     pub(crate) attributes: Vec<Attr>,
     /// The text of `attributes`' [`AttrValue::Text`] values.
     pub(crate) text: String,
+    /// What few spans have, out of line: the record stays small, and so do the cache
+    /// lines a span touches.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// The parts of a record most spans never use.
+#[derive(Debug, Default)]
+pub(crate) struct Rare {
     /// Attributes added by spanlab itself at close (GPU, seeds, GenAI), with owned keys.
     pub(crate) extra: Vec<(String, AttrValue)>,
     pub(crate) events: Vec<SpanEvent>,
@@ -101,10 +109,7 @@ impl ExportSpan {
             busy_ticks: 0,
             attributes: Vec::new(),
             text: String::new(),
-            extra: Vec::new(),
-            events: Vec::new(),
-            links: Vec::new(),
-            failure: None,
+            rare: None,
         })
     }
 
@@ -128,10 +133,15 @@ impl ExportSpan {
         self.busy_ticks = 0;
         self.attributes.clear();
         self.text.clear();
-        self.extra.clear();
-        self.events.clear();
-        self.links.clear();
-        self.failure = None;
+        if let Some(rare) = &mut self.rare {
+            rare.extra.clear();
+            rare.events.clear();
+            rare.links.clear();
+            rare.failure = None;
+            if rare.events.capacity() > KEPT_ATTRIBUTES {
+                rare.events = Vec::new();
+            }
+        }
         // Buffers keep their capacity from span to span, except what one unusual span
         // grew them to (a megabyte of `Debug` text): a pooled record stays small.
         if self.text.capacity() > KEPT_TEXT_BYTES {
@@ -140,9 +150,16 @@ impl ExportSpan {
         if self.attributes.capacity() > KEPT_ATTRIBUTES {
             self.attributes = Vec::new();
         }
-        if self.events.capacity() > KEPT_ATTRIBUTES {
-            self.events = Vec::new();
-        }
+    }
+
+    /// The rare parts, made when first needed.
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    /// The failure, if any.
+    pub(crate) fn failure(&self) -> Option<&Failure> {
+        self.rare.as_ref().and_then(|r| r.failure.as_ref())
     }
 
     /// Leaks the record into the pointer a span's state carries.
@@ -203,14 +220,14 @@ impl ExportSpan {
                 })
                 .sum()
         };
-        160 + self.attributes.len() * 24
-            + self.text.len()
-            + values(&self.extra)
-            + self
-                .events
-                .iter()
-                .map(|e| 32 + e.name.len() + values(&e.attributes))
-                .sum::<usize>()
+        let rare = self.rare.as_deref().map_or(0, |r| {
+            values(&r.extra)
+                + r.events
+                    .iter()
+                    .map(|e| 32 + e.name.len() + values(&e.attributes))
+                    .sum::<usize>()
+        });
+        160 + self.attributes.len() * 24 + self.text.len() + rare
     }
 
     /// Sets (or replaces) a field's value, from `Span::record`.
@@ -231,10 +248,11 @@ impl ExportSpan {
 
     /// Adds an event; an ERROR event also fails the span (the first message wins).
     pub(crate) fn add_event(&mut self, event: SpanEvent, error: bool) {
-        if error && self.failure.is_none() {
-            self.failure = Some(Failure::Error(event.name.clone()));
+        let rare = self.rare_mut();
+        if error && rare.failure.is_none() {
+            rare.failure = Some(Failure::Error(event.name.clone()));
         }
-        self.events.push(event);
+        rare.events.push(event);
     }
 }
 
