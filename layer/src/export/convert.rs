@@ -219,7 +219,7 @@ fn value(v: &AttrValue, text: &str) -> Value {
         AttrValue::I64(i) => Value::I64(*i),
         AttrValue::F64(f) => Value::F64(*f),
         AttrValue::Bool(b) => Value::Bool(*b),
-        AttrValue::Str(s) => Value::String(s.clone().into()),
+        AttrValue::Str(s) => Value::String(s.to_string().into()),
         AttrValue::StrArray(a) => Value::Array(opentelemetry::Array::String(
             a.iter().map(|s| s.clone().into()).collect(),
         )),

@@ -29,7 +29,7 @@ pub(crate) fn annotations(
 ) -> (Vec<(String, AttrValue)>, Option<SpanEvent>) {
     let mut attrs: Vec<(String, AttrValue)> = Vec::with_capacity(16);
     let mut put = |k: &str, v: AttrValue| attrs.push((k.to_owned(), v));
-    let text = |s: &str| AttrValue::Str(s.to_owned());
+    let text = |s: &str| AttrValue::str(s);
     let tokens = |n: u64| AttrValue::I64(i64::try_from(n).unwrap_or(i64::MAX));
     put("gen_ai.operation.name", text("chat"));
     put("gen_ai.request.model", text(&record.model));
@@ -54,7 +54,7 @@ pub(crate) fn annotations(
     if let Some(reason) = &record.finish_reason {
         put(
             "gen_ai.response.finish_reasons",
-            AttrValue::StrArray(vec![reason.clone()]),
+            AttrValue::StrArray(Box::new(vec![reason.clone()])),
         );
     }
     if !capture {
@@ -86,8 +86,8 @@ pub(crate) fn annotations(
         attributes: vec![
             ("gen_ai.operation.name".into(), text("chat")),
             ("gen_ai.request.model".into(), text(&record.model)),
-            ("gen_ai.input.messages".into(), AttrValue::Str(input)),
-            ("gen_ai.output.messages".into(), AttrValue::Str(output)),
+            ("gen_ai.input.messages".into(), AttrValue::str(input)),
+            ("gen_ai.output.messages".into(), AttrValue::str(output)),
         ],
     };
     (attrs, Some(event))
@@ -131,11 +131,11 @@ mod tests {
         );
         assert_eq!(
             get(&attrs, "gen_ai.provider.name"),
-            Some(&AttrValue::Str("local".into()))
+            Some(&AttrValue::str("local"))
         );
         assert_eq!(
             get(&attrs, "gen_ai.response.finish_reasons"),
-            Some(&AttrValue::StrArray(vec!["stop".into()]))
+            Some(&AttrValue::StrArray(Box::new(vec!["stop".into()])))
         );
         for (k, v) in &attrs {
             if let AttrValue::Str(s) = v {
@@ -163,12 +163,9 @@ mod tests {
         assert_eq!(output[0]["parts"][0]["content"], "hi");
         assert_eq!(
             get(&attrs, "input.value"),
-            Some(&AttrValue::Str("say \"hi\"".into()))
+            Some(&AttrValue::str("say \"hi\""))
         );
-        assert_eq!(
-            get(&attrs, "output.value"),
-            Some(&AttrValue::Str("hi".into()))
-        );
+        assert_eq!(get(&attrs, "output.value"), Some(&AttrValue::str("hi")));
         let event = event.expect("details event");
         assert_eq!(event.name, DETAILS_EVENT);
         assert_eq!(event.ticks, 5);

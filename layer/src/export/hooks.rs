@@ -286,7 +286,7 @@ pub(crate) fn close<S>(
                 let v = match v {
                     crate::features::Annotation::Int(i) => AttrValue::I64(i),
                     crate::features::Annotation::Float(f) => AttrValue::F64(f),
-                    crate::features::Annotation::Str(s) => AttrValue::Str(s),
+                    crate::features::Annotation::Str(s) => AttrValue::str(s),
                 };
                 (k, v)
             }));

@@ -19,12 +19,15 @@ use crate::spans::ExportPtr;
 
 /// One attribute value, as OTLP types it.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::box_collection)] // on purpose: see `Str`
 pub(crate) enum AttrValue {
     I64(i64),
     F64(f64),
     Bool(bool),
-    Str(String),
-    StrArray(Vec<String>),
+    /// Boxed, like the array: the common variants stay 16 bytes, so four attributes
+    /// fit a cache line with their keys.
+    Str(Box<String>),
+    StrArray(Box<Vec<String>>),
     /// Text in the record's own buffer ([`ExportSpan::text`]): `start..start + len`.
     /// Strings and `Debug` values of span fields go there, so that a reused record
     /// records them without allocating.
@@ -32,6 +35,11 @@ pub(crate) enum AttrValue {
 }
 
 impl AttrValue {
+    /// A string value.
+    pub(crate) fn str(s: impl Into<String>) -> AttrValue {
+        AttrValue::Str(Box::new(s.into()))
+    }
+
     /// The text of a [`AttrValue::Text`] in `buffer`.
     pub(crate) fn text(start: u32, len: u32, buffer: &str) -> &str {
         buffer
@@ -279,7 +287,7 @@ impl FieldVisitor {
                         self.text.truncate(start as usize);
                         message
                     }
-                    AttrValue::Str(s) => s,
+                    AttrValue::Str(s) => *s,
                     other => format!("{other:?}"),
                 })
             }
@@ -293,7 +301,7 @@ impl FieldVisitor {
         write(&mut self.text);
         let value = match (u32::try_from(start), u32::try_from(self.text.len() - start)) {
             (Ok(start), Ok(len)) if start.checked_add(len).is_some() => AttrValue::Text(start, len),
-            _ => AttrValue::Str(self.text.split_off(start)), // a 4 GiB buffer: never mind
+            _ => AttrValue::str(self.text.split_off(start)), // a 4 GiB buffer: never mind
         };
         self.push(field, value);
     }
@@ -305,10 +313,9 @@ impl FieldVisitor {
             .attributes
             .into_iter()
             .map(|(k, v)| match v {
-                AttrValue::Text(start, len) => (
-                    k,
-                    AttrValue::Str(AttrValue::text(start, len, &text).to_owned()),
-                ),
+                AttrValue::Text(start, len) => {
+                    (k, AttrValue::str(AttrValue::text(start, len, &text)))
+                }
                 v => (k, v),
             })
             .collect();
@@ -322,17 +329,17 @@ impl Visit for FieldVisitor {
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         let value =
-            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+            i64::try_from(value).map_or_else(|_| AttrValue::str(value.to_string()), AttrValue::I64);
         self.push(field, value);
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         let value =
-            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+            i64::try_from(value).map_or_else(|_| AttrValue::str(value.to_string()), AttrValue::I64);
         self.push(field, value);
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
         let value =
-            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+            i64::try_from(value).map_or_else(|_| AttrValue::str(value.to_string()), AttrValue::I64);
         self.push(field, value);
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -366,8 +373,8 @@ pub(crate) fn event_record(event: &tracing_core::Event<'_>, ticks: u64) -> SpanE
     event.record(&mut visitor);
     let (fields, message) = visitor.into_owned();
     let mut attributes: Vec<(String, AttrValue)> = Vec::with_capacity(fields.len() + 2);
-    attributes.push(("level".into(), AttrValue::Str(meta.level().as_str().into())));
-    attributes.push(("target".into(), AttrValue::Str(meta.target().into())));
+    attributes.push(("level".into(), AttrValue::str(meta.level().as_str())));
+    attributes.push(("target".into(), AttrValue::str(meta.target())));
     attributes.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
     let name = message.unwrap_or_else(|| {
         // `#[instrument(err)]` events carry the error in an `error` field.
@@ -375,7 +382,7 @@ pub(crate) fn event_record(event: &tracing_core::Event<'_>, ticks: u64) -> SpanE
             .iter()
             .find(|(k, _)| k == "error")
             .and_then(|(_, v)| match v {
-                AttrValue::Str(s) => Some(s.clone()),
+                AttrValue::Str(s) => Some(s.to_string()),
                 _ => None,
             })
             .unwrap_or_else(|| meta.name().to_owned())
@@ -426,6 +433,13 @@ pub(crate) fn new_trace_id() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_stay_small() {
+        // A span touches its record's lines and its attributes' lines: keep both few.
+        assert!(std::mem::size_of::<AttrValue>() <= 16);
+        assert!(std::mem::size_of::<ExportSpan>() <= 128, "two cache lines");
+    }
 
     #[test]
     fn a_reused_record_keeps_small_buffers_only() {
