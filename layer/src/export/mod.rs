@@ -93,6 +93,21 @@ use span::{ExportSpan, Failure};
 /// Makes the calling thread trace into nothing, for good (export's own threads).
 pub(crate) fn silence_this_thread() {
     std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));
+    yield_to_the_program();
+}
+
+/// Lowers the calling thread's scheduling priority (nice +10): when the program's own
+/// threads want every core, export runs in what is left, and a span it cannot send in
+/// time is dropped and counted rather than the program slowed. (On Linux `setpriority`
+/// with `PRIO_PROCESS` and id 0 applies to the calling thread alone.)
+fn yield_to_the_program() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread; lowering one's own priority
+    // needs no privilege, and a failure leaves the priority as it was.
+    unsafe {
+        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, (current + 10).min(19));
+    }
 }
 
 /// Export, running: the sampling rule and the queue to the exporter thread.

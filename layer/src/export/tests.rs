@@ -447,3 +447,34 @@ fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
         assert!(report.last_error.is_some());
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn export_threads_yield_to_the_program() {
+    let exporter = Collect::default();
+    let (_layer, guard) = builder(exporter).build();
+    // The exporter thread lowers its own priority when it starts.
+    let nice_of = |comm: &str| -> Option<i64> {
+        std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+            let dir = task.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if name.trim() != comm {
+                return None;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the `(comm)`: state is the 3rd field, nice the 19th.
+            let after = &stat[stat.rfind(')')? + 2..];
+            after.split(' ').nth(16)?.parse().ok()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let nice = loop {
+        match nice_of("spanlab-otlp") {
+            Some(n) if n >= 10 => break n,
+            _ if std::time::Instant::now() > deadline => panic!("no exporter thread at nice +10"),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    assert!(nice >= 10, "{nice}");
+    drop(guard);
+}
