@@ -198,6 +198,14 @@ impl Pipeline {
     }
 }
 
+impl Drop for Pipeline {
+    /// The layer is gone: the exporter thread sends what it has and ends, unwaited.
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Release);
+        self.waker.unpark();
+    }
+}
+
 struct Worker {
     exporter: Arc<dyn DynExporter>,
     runtime: tokio::runtime::Runtime,
