@@ -196,19 +196,7 @@ struct OutageResult {
 /// `during` for 2 s and a restart on the same ports, `after` for 2 s, `stop`.
 fn outage_scenario() -> &'static [OutageResult] {
     static SCENARIO: OnceLock<Result<Vec<OutageResult>, String>> = OnceLock::new();
-    let result = SCENARIO.get_or_init(|| {
-        std::panic::catch_unwind(run_outage).map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into())
-        })
-    });
-    match result {
-        Ok(results) => results,
-        Err(why) => panic!("the outage scenario failed: {why}"),
-    }
+    common::once_per_binary(&SCENARIO, "the outage scenario failed", run_outage).as_slice()
 }
 
 fn run_outage() -> Vec<OutageResult> {

@@ -65,19 +65,7 @@ pub struct Phoenix {
 /// It is never dropped: the watchdog ends it when the test process exits.
 pub fn shared() -> &'static Phoenix {
     static SHARED: OnceLock<Result<Phoenix, String>> = OnceLock::new();
-    let started = SHARED.get_or_init(|| {
-        std::panic::catch_unwind(Phoenix::start).map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into())
-        })
-    });
-    match started {
-        Ok(phoenix) => phoenix,
-        Err(why) => panic!("the shared Phoenix did not start: {why}"),
-    }
+    super::once_per_binary(&SHARED, "the shared Phoenix did not start", Phoenix::start)
 }
 
 impl Phoenix {

@@ -63,8 +63,7 @@ impl Target<'_> {
         }
     }
 
-    /// Adds spanlab's own attributes (GenAI), and marks the span as an LLM client call
-    /// named `name` when given.
+    /// Adds spanlab's own attributes (GenAI), and the event that goes with them.
     pub(crate) fn annotate(&mut self, attrs: Vec<(String, AttrValue)>, event: Option<SpanEvent>) {
         match self {
             Target::Record(r) => {
@@ -227,9 +226,9 @@ where
     };
     let Some(id) = id else { return };
     let error = *event.metadata().level() == Level::ERROR;
-    let now = data.clock.raw();
+    // The clock is read only for a sampled span: others cost a lookup, no more.
     with_target(data, &mut owned, &id, ctx, |mut target| {
-        target.add_event(event_record(event, now), error)
+        target.add_event(event_record(event, data.clock.raw()), error)
     });
 }
 
