@@ -43,10 +43,12 @@ struct EmptyLayer;
 impl<S: Subscriber> Layer<S> for EmptyLayer {}
 
 /// Only the two clock reads any timing layer needs: the floor for spanlab's design.
-struct ClockOnlyLayer(quanta::Clock, std::sync::atomic::AtomicU64);
+/// (It keeps nothing: storing the reading in the layer would make two threads write
+/// one cache line, and that, not the clock, would show in the 2-thread runs.)
+struct ClockOnlyLayer(quanta::Clock);
 impl<S: Subscriber> Layer<S> for ClockOnlyLayer {
     fn on_enter(&self, _: &Id, _: Context<'_, S>) {
-        self.1.store(self.0.raw(), Ordering::Relaxed);
+        black_box(self.0.raw());
     }
     fn on_exit(&self, _: &Id, _: Context<'_, S>) {
         black_box(self.0.raw());
@@ -120,17 +122,28 @@ fn spanlab_builder() -> spanlab::Builder {
 }
 
 fn variants() -> Vec<Variant> {
-    let plain = |name, subscriber| Variant {
-        name,
-        subscriber,
-        delivered: None,
-    };
+    let mut variants = profiling_variants();
+    variants.extend(export_variants());
+    variants
+}
+
+/// The variants that export nothing: the floor, the baselines and spanlab profiling.
+fn profiling_variants() -> Vec<Variant> {
     let (spanlab, guard) = spanlab_builder().build();
     std::mem::forget(guard); // report off; keep the profile alive for the whole run
-    let mut variants: Vec<Variant> = plain_variants(spanlab)
+    plain_variants(spanlab)
         .into_iter()
-        .map(|(name, s)| plain(name, s))
-        .collect();
+        .map(|(name, subscriber)| Variant {
+            name,
+            subscriber,
+            delivered: None,
+        })
+        .collect()
+}
+
+/// The exporting variants: spanlab's two and tracing-opentelemetry.
+fn export_variants() -> Vec<Variant> {
+    let mut variants = Vec::new();
     // Export to an exporter that only counts.
     let noop = receiver::NoopExporter::default();
     let (layer, guard) = spanlab_builder().otlp_exporter(noop.clone()).build();
@@ -196,8 +209,7 @@ fn plain_variants(
         (
             "registry_clock_reads",
             Box::leak(Box::new(
-                tracing_subscriber::registry()
-                    .with(ClockOnlyLayer(quanta::Clock::new(), Default::default())),
+                tracing_subscriber::registry().with(ClockOnlyLayer(quanta::Clock::new())),
             )),
         ),
         (
@@ -385,68 +397,75 @@ fn bench_threads(
     });
 }
 
-/// Time for `threads` threads to each run `n` lifecycles under `subscriber`.
-fn burst(subscriber: &'static (dyn Subscriber + Send + Sync), threads: usize, n: u64) -> Duration {
-    Switch::route_to(subscriber);
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let _parent = info_span!("parent").entered();
-                barrier.wait();
-                for i in 0..n {
-                    lifecycle(i);
-                }
-                barrier.wait();
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
-}
-
 /// The ratios that criterion's one-after-another runs cannot give on a shared machine:
-/// each round times every variant back to back (in rotating order) and takes each
+/// each round times every variant back to back (in a fresh random order, so that no
+/// variant always follows the same one: a burst that left the vCPUs idle, as the naive
+/// profiler's lock contention does, slows whatever runs next) and takes each
 /// one's ratio to the baseline *within the round*, so load that comes and goes hits
-/// both sides of a ratio. Prints the median and quartiles over the rounds.
+/// both sides of a ratio. Short rounds, many of them, on threads that live for the whole
+/// table (no thread start inside a timing), each thread timing its own loop. Prints
+/// the median and quartiles over the rounds.
+///
+/// Profiling and export get separate tables: an exporting variant leaves its exporter
+/// thread busy after its burst, which would land on whichever variant comes next.
 fn interleaved_ratios() {
-    const ROUNDS: usize = 41;
-    const LIFECYCLES: u64 = 100_000;
+    const ROUNDS: usize = 201;
+    const LIFECYCLES: u64 = 20_000;
     for threads in [1, 2] {
-        // Fresh subscribers per thread count, so the delivery counts below are its own.
-        interleaved(threads, ROUNDS, LIFECYCLES);
+        // Fresh subscribers per table, so the delivery counts below are its own.
+        interleaved(
+            "profiling",
+            profiling_variants(),
+            threads,
+            ROUNDS,
+            LIFECYCLES,
+        );
+        let mut export = profiling_variants();
+        export.retain(|v| v.name == "registry_empty_layer");
+        export.extend(export_variants());
+        interleaved("export", export, threads, ROUNDS, LIFECYCLES);
     }
 }
 
-fn interleaved(threads: usize, rounds: usize, lifecycles: u64) {
-    let variants: Vec<Variant> = variants();
+/// Runs `lifecycles` per thread on `threads` threads under each variant in turn, for
+/// `rounds` rounds, and prints each variant's ratio to `registry_empty_layer`.
+fn interleaved(
+    title: &str,
+    variants: Vec<Variant>,
+    threads: usize,
+    rounds: usize,
+    lifecycles: u64,
+) {
     let baseline = variants
         .iter()
         .position(|v| v.name == "registry_empty_layer")
         .unwrap();
+    let burst = Crew::new(threads, lifecycles);
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for round in 0..rounds {
+    let mut nanos: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..rounds {
+        shuffle(&mut order, &mut seed);
         let mut times = vec![Duration::ZERO; variants.len()];
-        for k in 0..variants.len() {
-            let v = (round + k) % variants.len();
-            times[v] = burst(variants[v].subscriber, threads, lifecycles);
+        for &v in &order {
+            times[v] = burst.run(variants[v].subscriber);
         }
         for v in 0..variants.len() {
             ratios[v].push(times[v].as_secs_f64() / times[baseline].as_secs_f64());
+            nanos[v].push(times[v].as_nanos() as f64 / lifecycles as f64);
         }
     }
-    println!("interleaved: {threads} thread(s), {rounds} rounds of {lifecycles} lifecycles per thread, ratio to registry_empty_layer in the same round");
-    let otel = variants
-        .iter()
-        .position(|v| v.name == "tracing_opentelemetry")
-        .unwrap();
+    drop(burst);
+    println!("interleaved {title}: {threads} thread(s), {rounds} rounds of {lifecycles} lifecycles per thread, ratio to registry_empty_layer in the same round");
     let median = |r: &mut Vec<f64>| {
         r.sort_by(f64::total_cmp);
         r[(r.len() - 1) / 2]
     };
-    let otel_median = median(&mut ratios[otel].clone());
+    let otel_median = variants
+        .iter()
+        .position(|v| v.name == "tracing_opentelemetry")
+        .map(|otel| median(&mut ratios[otel].clone()));
     // Spans made per variant: every lifecycle plus each thread's parent, every round.
     let made = rounds as u64 * threads as u64 * (lifecycles + 1);
     for (v, variant) in variants.iter().enumerate() {
@@ -454,21 +473,103 @@ fn interleaved(threads: usize, rounds: usize, lifecycles: u64) {
         r.sort_by(f64::total_cmp);
         let q = |p: f64| r[((r.len() - 1) as f64 * p).round() as usize];
         let mut line = format!(
-            "  {:24} median {:5.2}x   (quartiles {:.2}x .. {:.2}x)",
+            "  {:24} median {:5.2}x   (quartiles {:.2}x .. {:.2}x)   {:7.1} ns",
             variant.name,
             q(0.5),
             q(0.25),
-            q(0.75)
+            q(0.75),
+            median(&mut nanos[v])
         );
         if let Some(delivered) = &variant.delivered {
             let delivered = delivered();
+            if let Some(otel_median) = otel_median {
+                line += &format!("   {:.2}x tracing-opentelemetry;", q(0.5) / otel_median);
+            }
             line += &format!(
-                "   {:.2}x tracing-opentelemetry; delivered {delivered} of {made} spans ({:.1}% dropped)",
-                q(0.5) / otel_median,
+                " delivered {delivered} of {made} spans ({:.1}% dropped)",
                 100.0 * (made.saturating_sub(delivered)) as f64 / made as f64
             );
         }
         println!("{line}");
+    }
+}
+
+/// Fisher–Yates with a xorshift generator: a fixed sequence of orders, run to run.
+fn shuffle(order: &mut [usize], seed: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        order.swap(i, (*seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Threads that stay up for a whole table and run one burst of lifecycles per call.
+struct Crew {
+    /// Tells the threads to return instead of running another burst.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    start: std::sync::Arc<Barrier>,
+    done: std::sync::Arc<Barrier>,
+    times: std::sync::Arc<Mutex<Vec<Duration>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Crew {
+    fn new(threads: usize, lifecycles: u64) -> Crew {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let start = std::sync::Arc::new(Barrier::new(threads + 1));
+        let done = std::sync::Arc::new(Barrier::new(threads + 1));
+        let times = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let handles = (0..threads)
+            .map(|_| {
+                let (stop, start, done, times) =
+                    (stop.clone(), start.clone(), done.clone(), times.clone());
+                std::thread::spawn(move || loop {
+                    start.wait();
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let elapsed = {
+                        let _parent = info_span!("parent").entered();
+                        let t = Instant::now();
+                        for i in 0..lifecycles {
+                            lifecycle(i);
+                        }
+                        t.elapsed()
+                    };
+                    times.lock().unwrap().push(elapsed);
+                    done.wait();
+                })
+            })
+            .collect();
+        Crew {
+            stop,
+            start,
+            done,
+            times,
+            threads: handles,
+        }
+    }
+
+    /// One burst under `subscriber`: the mean of the threads' own loop times.
+    fn run(&self, subscriber: &'static (dyn Subscriber + Send + Sync)) -> Duration {
+        Switch::route_to(subscriber); // before the barrier, which orders it for the threads
+        self.start.wait();
+        self.done.wait();
+        let mut times = self.times.lock().unwrap();
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        times.clear();
+        mean
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.start.wait();
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::padded::CachePadded;
 use crate::paths::{PathCache, PathId};
-use crate::stats::ThreadSlots;
+use crate::stats::{SlotIndex, ThreadSlots};
 
 /// Live spans a thread keeps in its own table before evicting the oldest.
 pub(crate) const LOCAL_CAPACITY: usize = 64;
@@ -157,22 +157,35 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Reads the owner's part (the owner, or rule 2's closer).
+    /// Reads the owner's part (the owner, or rule 2's closer). The four times are only
+    /// meaningful once the span was entered ([`Slot::init`] leaves them as they were).
     #[inline]
     fn load(&self) -> SpanState {
         let flags = self.flags.load(Relaxed);
+        let entered = flags & 1 != 0;
+        let time = |cell: &AtomicU64| if entered { cell.load(Relaxed) } else { 0 };
         SpanState {
             path: self.path.load(Relaxed),
-            entered: flags & 1 != 0,
+            entered,
             panicked: flags & 2 != 0,
             features: (flags >> 2) as u8,
             errors: self.errors.load(Relaxed),
-            first_enter: self.first_enter.load(Relaxed),
-            last_exit: self.last_exit.load(Relaxed),
-            busy_ticks: self.busy_ticks.load(Relaxed),
-            child_ticks: self.child_ticks.load(Relaxed),
+            first_enter: time(&self.first_enter),
+            last_exit: time(&self.last_exit),
+            busy_ticks: time(&self.busy_ticks),
+            child_ticks: time(&self.child_ticks),
             export: ExportPtr(self.export.load(Relaxed)),
         }
+    }
+
+    /// Writes the owner's part of a new span: not entered, so the times are left alone
+    /// (the first interval overwrites them). Owner only.
+    #[inline]
+    fn init(&self, path: PathId, features: u8, export: ExportPtr) {
+        self.path.store(path, Relaxed);
+        self.flags.store((features as u32) << 2, Relaxed);
+        self.errors.store(0, Relaxed);
+        self.export.store(export.0, Relaxed);
     }
 
     /// Writes the owner's part. Owner only.
@@ -229,6 +242,8 @@ pub(crate) struct Private {
     free: Vec<u8>,
     /// This thread's path-interning cache.
     pub(crate) paths: PathCache,
+    /// Where this thread's statistics of each path live (in `ThreadState::slots_stats`).
+    pub(crate) stats: SlotIndex,
     /// The outer random streams of the seeded spans entered on this thread, innermost
     /// last, restored when they exit.
     pub(crate) saved: Vec<crate::rng::Scope>,
@@ -239,6 +254,47 @@ pub(crate) struct Private {
     #[cfg(feature = "otlp")]
     #[allow(clippy::vec_box)]
     pub(crate) export_pool: Vec<Box<crate::export::span::ExportSpan>>,
+}
+
+impl Private {
+    /// Pushes the frame of span `key`, entered at `now`.
+    #[inline]
+    pub(crate) fn push_frame(&mut self, key: u64, now: u64, duplicate: bool, features: u8) {
+        self.frames.push(Frame {
+            id: key,
+            path: UNRESOLVED,
+            enter: now,
+            child_ticks: 0,
+            duplicate,
+            features,
+        });
+    }
+
+    /// Pops the frame of span `key`, exited at `now`, and credits its time to the
+    /// enclosing frame as child time. `None` if `key` was not entered on this thread, or
+    /// if this was a re-entry (only the outer entry is timed).
+    #[inline]
+    pub(crate) fn pop_frame(&mut self, key: u64, now: u64) -> Option<Frame> {
+        let frames = &mut self.frames;
+        let (frame, pos) = if frames.last()?.id == key {
+            (frames.pop()?, frames.len())
+        } else {
+            Self::remove_frame(frames, key)? // exited out of order
+        };
+        if frame.duplicate {
+            return None;
+        }
+        if let Some(enclosing) = pos.checked_sub(1).map(|i| &mut frames[i]) {
+            enclosing.child_ticks += now.saturating_sub(frame.enter);
+        }
+        Some(frame)
+    }
+
+    #[cold]
+    fn remove_frame(frames: &mut Vec<Frame>, key: u64) -> Option<(Frame, usize)> {
+        let pos = frames.iter().rposition(|f| f.id == key)?;
+        Some((frames.remove(pos), pos))
+    }
 }
 
 /// Everything one thread writes: its spans and its statistics.
@@ -293,6 +349,7 @@ impl Default for ThreadState {
                 live: Vec::with_capacity(LOCAL_CAPACITY),
                 free: (0..LOCAL_CAPACITY as u8).rev().collect(),
                 paths: PathCache::default(),
+                stats: SlotIndex::default(),
                 saved: Vec::new(),
                 gpu: Vec::new(),
                 #[cfg(feature = "otlp")]
@@ -357,20 +414,27 @@ impl Owned<'_> {
             return false;
         };
         let flags = slot.flags.load(Relaxed);
-        if flags & 1 == 0 || enter < slot.first_enter.load(Relaxed) {
+        let busy = now.saturating_sub(enter);
+        if flags & 1 == 0 {
+            // The first interval: the times hold whatever the slot's last span left.
             slot.first_enter.store(enter, Relaxed);
+            slot.last_exit.store(now, Relaxed);
+            slot.busy_ticks.store(busy, Relaxed);
+            slot.child_ticks.store(child, Relaxed);
+        } else {
+            if enter < slot.first_enter.load(Relaxed) {
+                slot.first_enter.store(enter, Relaxed);
+            }
+            if now > slot.last_exit.load(Relaxed) {
+                slot.last_exit.store(now, Relaxed);
+            }
+            slot.busy_ticks
+                .store(slot.busy_ticks.load(Relaxed) + busy, Relaxed);
+            slot.child_ticks
+                .store(slot.child_ticks.load(Relaxed) + child, Relaxed);
         }
         slot.flags
             .store(flags | 1 | (panicked as u32) << 1, Relaxed);
-        if now > slot.last_exit.load(Relaxed) {
-            slot.last_exit.store(now, Relaxed);
-        }
-        slot.busy_ticks.store(
-            slot.busy_ticks.load(Relaxed) + now.saturating_sub(enter),
-            Relaxed,
-        );
-        slot.child_ticks
-            .store(slot.child_ticks.load(Relaxed) + child, Relaxed);
         true
     }
 
@@ -420,7 +484,13 @@ impl Owned<'_> {
             .iter()
             .rposition(|&(live, _)| live == id)
             .ok_or(())?;
-        let (_, index) = self.private.live.remove(pos);
+        let live = &mut self.private.live;
+        // Spans close newest first as a rule: then this is a pop, not a memmove.
+        let (_, index) = if pos + 1 == live.len() {
+            live.pop().ok_or(())?
+        } else {
+            live.remove(pos)
+        };
         let slot = &self.state.slots[index as usize];
         if slot.id.load(Relaxed) != id {
             return Err(()); // closed elsewhere
@@ -433,11 +503,18 @@ impl Owned<'_> {
         Ok((part, foreign))
     }
 
-    /// Adds a span created on this thread. When every slot is taken, frees the slots of
-    /// spans closed elsewhere, then evicts the oldest span to its extension.
+    /// Adds a span created on this thread, not yet entered. When every slot is taken,
+    /// frees the slots of spans closed elsewhere, then evicts the oldest span to its
+    /// extension.
     #[inline]
-    pub(crate) fn insert<S>(&mut self, id: &Id, state: SpanState, ctx: &Context<'_, S>)
-    where
+    pub(crate) fn insert<S>(
+        &mut self,
+        id: &Id,
+        path: PathId,
+        features: u8,
+        export: ExportPtr,
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if self.private.free.is_empty() {
@@ -445,7 +522,7 @@ impl Owned<'_> {
         }
         let index = self.private.free.pop().expect("make_room frees a slot");
         let slot = &self.state.slots[index as usize];
-        slot.store(&state);
+        slot.init(path, features, export);
         slot.foreign.store(false, Relaxed);
         slot.id.store(id.into_u64(), Release); // rule 1: publish after the fields
         self.private.live.push((id.into_u64(), index));
@@ -526,9 +603,7 @@ impl Threads {
             // instance number is unique), which is still alive since `self` is.
             unsafe { &*cached }
         } else {
-            let state = &self.states.get_or_default().0;
-            LAST.with(|last| last.set((self.instance, state)));
-            state
+            self.first_use()
         };
         // SAFETY: `state` is the calling thread's own, so no other thread reaches
         // `private`. On this thread, each layer callback creates at most one `Owned` and
@@ -537,6 +612,17 @@ impl Threads {
         // never a second live `&mut Private`.
         let private = unsafe { &mut *state.private.get() };
         Owned { state, private }
+    }
+
+    /// The calling thread's state, created on its first span, and remembered in
+    /// [`LAST`]. Out of line: it builds a [`ThreadState`], and would otherwise give
+    /// every callback a 2 KiB, 128-byte-aligned stack frame.
+    #[cold]
+    #[inline(never)]
+    fn first_use(&self) -> &ThreadState {
+        let state = &self.states.get_or_default().0;
+        LAST.with(|last| last.set((self.instance, state)));
+        state
     }
 
     /// Every thread's state (threads that exited included: their statistics stay).

@@ -119,6 +119,30 @@ fn a_span_entered_several_times_has_busy_and_idle_time() {
 }
 
 #[test]
+fn a_reused_slot_carries_nothing_from_its_last_span() {
+    // A new span's slot keeps the previous span's times until its first interval
+    // overwrites them (`Slot::init`): none of them may show in its statistics.
+    let (layer, profile, clock) = mock_layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("long").in_scope(|| clock.increment(MS * 50));
+        drop(info_span!("never_entered")); // same slot, closed without a time
+        let task = info_span!("task"); // same slot again, entered twice
+        task.in_scope(|| clock.increment(MS));
+        clock.increment(MS * 2);
+        task.in_scope(|| clock.increment(MS));
+    });
+    assert_eq!(profile.spans_never_entered(), 1);
+    assert_eq!(profile.get("never_entered"), None);
+    let s = profile.get("task").unwrap();
+    assert_eq!(
+        (s.calls, s.total, s.busy, s.idle),
+        (1, MS * 4, MS * 2, MS * 2)
+    );
+    assert_eq!((s.min, s.max, s.self_time), (MS * 4, MS * 4, MS * 2));
+    assert_eq!(profile.get("long").unwrap().total, MS * 50);
+}
+
+#[test]
 fn re_entering_an_entered_span_is_not_counted_twice() {
     let (layer, profile, clock) = mock_layer();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {

@@ -16,7 +16,7 @@ mod moments;
 
 use std::time::Duration;
 
-pub(crate) use accumulator::{Aggregate, CallSample, ThreadSlots};
+pub(crate) use accumulator::{Aggregate, CallSample, SlotIndex, ThreadSlots};
 #[cfg(test)]
 pub(crate) use histogram::index as histogram_index;
 pub use histogram::QUANTILE_RELATIVE_ERROR;
