@@ -505,6 +505,16 @@ fn shuffle(order: &mut [usize], seed: &mut u64) {
 }
 
 /// Threads that stay up for a whole table and run one burst of lifecycles per call.
+///
+/// Between two workers the crew starts two idle spacer threads. tracing-subscriber's
+/// registry keeps each thread's stack of entered spans in a `thread_local::ThreadLocal`
+/// whose entries (about 40 bytes, not padded) sit side by side in order of the
+/// threads' ids, and ids go to the lowest free number: two threads started one after
+/// the other would write one cache line on every enter and exit. That false sharing
+/// doubled the registry's own cost per span here, by the luck of which ids the
+/// threads drew, and swamped what the layers add. Spacers keep the workers' ids at
+/// least three apart (the ids are taken in order: each thread takes its id before the
+/// next starts).
 struct Crew {
     /// Tells the threads to return instead of running another burst.
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -512,6 +522,25 @@ struct Crew {
     done: std::sync::Arc<Barrier>,
     times: std::sync::Arc<Mutex<Vec<Duration>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Released when the crew ends, to let the spacers return.
+    spacers_done: std::sync::Arc<Barrier>,
+    spacers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a thread that takes its `thread_local` id before this returns.
+fn spawn_with_id(
+    ids: &std::sync::Arc<thread_local::ThreadLocal<()>>,
+    body: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let (ids, taken) = (ids.clone(), std::sync::Arc::new(Barrier::new(2)));
+    let signal = taken.clone();
+    let handle = std::thread::spawn(move || {
+        ids.get_or(|| ());
+        signal.wait();
+        body();
+    });
+    taken.wait();
+    handle
 }
 
 impl Crew {
@@ -520,11 +549,24 @@ impl Crew {
         let start = std::sync::Arc::new(Barrier::new(threads + 1));
         let done = std::sync::Arc::new(Barrier::new(threads + 1));
         let times = std::sync::Arc::new(Mutex::new(Vec::new()));
+        const SPACERS: usize = 2;
+        let spacer_count = SPACERS * threads.saturating_sub(1);
+        let spacers_done = std::sync::Arc::new(Barrier::new(spacer_count + 1));
+        let ids = std::sync::Arc::new(thread_local::ThreadLocal::new());
+        let mut spacers = Vec::new();
         let handles = (0..threads)
-            .map(|_| {
+            .map(|worker| {
+                if worker > 0 {
+                    for _ in 0..SPACERS {
+                        let done = spacers_done.clone();
+                        spacers.push(spawn_with_id(&ids, move || {
+                            done.wait();
+                        }));
+                    }
+                }
                 let (stop, start, done, times) =
                     (stop.clone(), start.clone(), done.clone(), times.clone());
-                std::thread::spawn(move || loop {
+                spawn_with_id(&ids, move || loop {
                     start.wait();
                     if stop.load(Ordering::Acquire) {
                         return;
@@ -548,6 +590,8 @@ impl Crew {
             done,
             times,
             threads: handles,
+            spacers_done,
+            spacers,
         }
     }
 
@@ -567,7 +611,8 @@ impl Drop for Crew {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.start.wait();
-        for thread in self.threads.drain(..) {
+        self.spacers_done.wait();
+        for thread in self.threads.drain(..).chain(self.spacers.drain(..)) {
             thread.join().unwrap();
         }
     }

@@ -55,6 +55,23 @@ impl Clock {
         )
     }
 
+    /// Whether [`Clock::raw`] is an inline TSC read, with no call on its way.
+    #[inline]
+    pub(crate) fn is_inline(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.inline_tsc
+    }
+
+    /// A raw reading where [`Clock::is_inline`]: the TSC, read inline. (Elsewhere
+    /// quanta's reading, which is a call.)
+    #[inline(always)]
+    pub(crate) fn raw_inline(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `rdtsc` exists on every x86-64 CPU.
+        return unsafe { std::arch::x86_64::_rdtsc() };
+        #[cfg(not(target_arch = "x86_64"))]
+        self.inner.raw()
+    }
+
     /// A raw reading: only meaningful relative to another reading of the same clock.
     #[inline]
     pub(crate) fn raw(&self) -> u64 {

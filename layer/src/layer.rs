@@ -92,60 +92,52 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let paths = &self.data.paths;
-        let mut owned = self.data.threads.owned();
-        // Fast path: the contextual parent is on top of this thread's stack and owned
-        // by this thread. No lock, no registry lookup.
-        let parent = match attrs.is_contextual().then(|| owned.top_path()).flatten() {
-            Some(Ok(parent)) => Some(parent),
-            // Slow paths: the top span is owned elsewhere; or the parent is explicit, or
-            // nothing is entered here (a root, or a parent entered on another thread).
-            Some(Err(top)) => self.data.threads.path_elsewhere(&Id::from_u64(top), &ctx),
-            None => ctx.span(id).and_then(|span| span.parent()).and_then(|p| {
-                // Through the `owned` we hold: a second `Owned` would alias it.
-                owned
-                    .path(p.id().into_u64())
-                    .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
-            }),
-        };
-        let classify = |meta, depth| features::classify(&self.data, meta, depth);
-        let (path, callsite) =
-            paths.intern(&mut owned.private.paths, parent, attrs.metadata(), classify);
-        #[allow(unused_mut)]
-        let mut state = SpanState::new(path);
-        #[cfg(feature = "otlp")]
-        if let Some(export) = &self.data.export {
-            state.export =
-                crate::export::hooks::new_span(&self.data, export, &mut owned, attrs, &ctx);
+        let data = &*self.data;
+        if attrs.is_contextual() && exports_nothing(data) {
+            if let Some(mut owned) = data.threads.owned_if_known() {
+                if owned.new_span_in_place(id.into_u64(), attrs.metadata()) {
+                    return;
+                }
+            }
         }
-        if callsite != 0 {
-            return self.new_span_with_features(owned, state, callsite, attrs, id, &ctx);
-        }
-        owned.insert(id, state.path, state.features, state.export, &ctx);
+        self.new_span_slow(attrs, id, ctx);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let key = id.into_u64();
-        let owned = self.data.threads.owned();
-        let duplicate = owned.private.frames.iter().any(|f| f.id == key);
-        // While no span with features is alive anywhere (the common case): nothing more.
-        if !duplicate && self.data.featured.load(Relaxed) > 0 {
-            return self.enter_with_features(owned, id, &ctx);
+        let data = &*self.data;
+        // While no span with features is alive anywhere (the common case), entering is
+        // a clock read and a push.
+        if data.clock.is_inline() && data.featured.load(Relaxed) == 0 {
+            if let Some(mut owned) = data.threads.owned_if_known() {
+                if owned.enter_in_place(id.into_u64(), || data.clock.raw_inline()) {
+                    return;
+                }
+            }
         }
-        let now = self.data.clock.raw();
-        owned.private.push_frame(key, now, duplicate, 0);
+        self.enter_slow(id, ctx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let now = self.data.clock.raw();
-        let mut owned = self.data.threads.owned();
-        let Some(frame) = owned.private.pop_frame(id.into_u64(), now) else {
-            return; // not entered here, or a re-entry (timed by the outer entry)
-        };
-        if frame.features != 0 {
-            return self.exit_with_features(owned, frame, now, id, &ctx);
+        let data = &*self.data;
+        if !data.clock.is_inline() {
+            return self.exit_slow(id, data.clock.raw(), ctx);
         }
-        self.add_interval(&mut owned, id, &frame, now, &ctx);
+        let now = data.clock.raw_inline(); // first: the span's time excludes the rest
+        if let Some(mut owned) = data.threads.owned_if_known() {
+            if owned.exit_in_place(id.into_u64(), now) {
+                return;
+            }
+        }
+        self.exit_slow(id, now, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(mut owned) = self.data.threads.owned_if_known() {
+            if owned.close_in_place(id.into_u64()) {
+                return;
+            }
+        }
+        self.close_slow(id, ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -192,24 +184,17 @@ where
         }
         let _ = (id, follows, ctx);
     }
+}
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let mut owned = self.data.threads.owned();
-        let (state, foreign) = match owned.take(id.into_u64()) {
-            Ok((state, false)) => (state, false),
-            Ok((state, true)) => match self.data.threads.take_elsewhere(&id, &ctx, Some(state)) {
-                Some(state) => (state, true),
-                None => return,
-            },
-            Err(()) => match self.data.threads.take_elsewhere(&id, &ctx, None) {
-                Some(state) => (state, true),
-                None => return,
-            },
-        };
-        if state.features != 0 || state.export.is_some() {
-            return self.close_with_extras(owned, state, foreign, id, &ctx);
-        }
-        record_call(&mut owned, &state);
+/// Whether spans need no export record (export off, or not built).
+#[inline(always)]
+fn exports_nothing(data: &ProfileData) -> bool {
+    #[cfg(feature = "otlp")]
+    return data.export.is_none();
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = data;
+        true
     }
 }
 
@@ -234,8 +219,8 @@ fn record_call(owned: &mut Owned<'_>, state: &SpanState) {
     );
 }
 
-/// The callbacks' slow paths: spans with features, exported spans, spans that are not
-/// this thread's. Kept out of line so the common case stays small.
+/// The callbacks' general paths (`crate::spans::fast` has their common case): spans
+/// with features, exported spans, spans that are not this thread's, first uses.
 impl SpanLabLayer {
     /// Adds an entered interval to the span's state, wherever that lives.
     #[inline(always)]
@@ -289,6 +274,102 @@ impl SpanLabLayer {
         let features = features::new_span(&self.data, callsite, attrs, id, ctx, &mut deferred);
         owned.insert(id, state.path, features, state.export, ctx);
         deferred.emit(); // after the last use of `owned`: events come back to this layer
+    }
+
+    /// `on_new_span` beyond its common case.
+    #[inline(never)]
+    fn new_span_slow<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let paths = &self.data.paths;
+        let mut owned = self.data.threads.owned();
+        // Usually the contextual parent is on top of this thread's stack and owned by
+        // this thread: no lock, no registry lookup.
+        let parent = match attrs.is_contextual().then(|| owned.top_path()).flatten() {
+            Some(Ok(parent)) => Some(parent),
+            // Slow paths: the top span is owned elsewhere; or the parent is explicit, or
+            // nothing is entered here (a root, or a parent entered on another thread).
+            Some(Err(top)) => self.data.threads.path_elsewhere(&Id::from_u64(top), &ctx),
+            None => ctx.span(id).and_then(|span| span.parent()).and_then(|p| {
+                // Through the `owned` we hold: a second `Owned` would alias it.
+                owned
+                    .path(p.id().into_u64())
+                    .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
+            }),
+        };
+        let classify = |meta, depth| features::classify(&self.data, meta, depth);
+        let (path, callsite) =
+            paths.intern(&mut owned.private.paths, parent, attrs.metadata(), classify);
+        #[allow(unused_mut)]
+        let mut state = SpanState::new(path);
+        #[cfg(feature = "otlp")]
+        if let Some(export) = &self.data.export {
+            state.export =
+                crate::export::hooks::new_span(&self.data, export, &mut owned, attrs, &ctx);
+        }
+        if callsite != 0 {
+            return self.new_span_with_features(owned, state, callsite, attrs, id, &ctx);
+        }
+        owned.insert(id, state.path, state.features, state.export, &ctx);
+    }
+
+    /// `on_enter` beyond its common case.
+    #[inline(never)]
+    fn enter_slow<S>(&self, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let ctx = &ctx;
+        let key = id.into_u64();
+        let owned = self.data.threads.owned();
+        let duplicate = owned.private.frames.iter().any(|f| f.id == key);
+        // While no span with features is alive anywhere (the common case): nothing more.
+        if !duplicate && self.data.featured.load(Relaxed) > 0 {
+            return self.enter_with_features(owned, id, ctx);
+        }
+        let now = self.data.clock.raw();
+        owned.private.push_frame(key, now, duplicate, 0);
+    }
+
+    /// `on_exit` beyond its common case, at `now`.
+    #[inline(never)]
+    fn exit_slow<S>(&self, id: &Id, now: u64, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut owned = self.data.threads.owned();
+        let Some(frame) = owned.private.pop_frame(id.into_u64(), now) else {
+            return; // not entered here, or a re-entry (timed by the outer entry)
+        };
+        if frame.features != 0 {
+            return self.exit_with_features(owned, frame, now, id, &ctx);
+        }
+        self.add_interval(&mut owned, id, &frame, now, &ctx);
+    }
+
+    /// `on_close` beyond its common case.
+    #[inline(never)]
+    fn close_slow<S>(&self, id: Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut owned = self.data.threads.owned();
+        let (state, foreign) = match owned.take(id.into_u64()) {
+            Ok((state, false)) => (state, false),
+            Ok((state, true)) => match self.data.threads.take_elsewhere(&id, &ctx, Some(state)) {
+                Some(state) => (state, true),
+                None => return,
+            },
+            Err(()) => match self.data.threads.take_elsewhere(&id, &ctx, None) {
+                Some(state) => (state, true),
+                None => return,
+            },
+        };
+        if state.features != 0 || state.export.is_some() {
+            return self.close_with_extras(owned, state, foreign, id, &ctx);
+        }
+        record_call(&mut owned, &state);
     }
 
     #[inline(never)]

@@ -62,6 +62,31 @@ impl Default for PathCache {
     }
 }
 
+impl PathCache {
+    /// The cached `(path, feature bits)` of `parent > meta`, if this thread has it.
+    #[inline(always)]
+    pub(crate) fn get(
+        &self,
+        parent: Option<PathId>,
+        meta: &'static Metadata<'static>,
+    ) -> Option<(PathId, u8)> {
+        let (parent_key, callsite, index) = Self::key(parent, meta);
+        let slot = &self.slots[index];
+        (slot.0 == parent_key && slot.1 == callsite).then_some((slot.2, slot.3))
+    }
+
+    /// `(parent key, callsite address, cache index)`.
+    #[inline(always)]
+    fn key(parent: Option<PathId>, meta: &'static Metadata<'static>) -> (u32, usize, usize) {
+        let parent_key = parent.unwrap_or(u32::MAX);
+        let callsite = meta as *const Metadata<'static> as usize;
+        // Metadata are statics at least 8-byte aligned: drop the low bits, mix the parent.
+        let index =
+            ((callsite >> 3) ^ (parent_key as usize).wrapping_mul(0x9E37_79B9)) & (CACHE_SLOTS - 1);
+        (parent_key, callsite, index)
+    }
+}
+
 impl PathTable {
     /// The id of the path `parent > meta.name()`, created on first use, and the
     /// callsite's feature bits: `classify(metadata, depth)`, called once per callsite and
@@ -74,11 +99,7 @@ impl PathTable {
         meta: &'static Metadata<'static>,
         classify: impl FnOnce(&'static Metadata<'static>, u16) -> u8,
     ) -> (PathId, u8) {
-        let parent_key = parent.unwrap_or(u32::MAX);
-        let callsite = meta as *const Metadata<'static> as usize;
-        // Metadata are statics at least 8-byte aligned: drop the low bits, mix the parent.
-        let index =
-            ((callsite >> 3) ^ (parent_key as usize).wrapping_mul(0x9E37_79B9)) & (CACHE_SLOTS - 1);
+        let (parent_key, callsite, index) = PathCache::key(parent, meta);
         let slot = &mut cache.slots[index];
         if slot.0 == parent_key && slot.1 == callsite {
             return (slot.2, slot.3);

@@ -48,6 +48,8 @@ use crate::padded::CachePadded;
 use crate::paths::{PathCache, PathId};
 use crate::stats::{SlotIndex, ThreadSlots};
 
+mod fast;
+
 /// Live spans a thread keeps in its own table before evicting the oldest.
 pub(crate) const LOCAL_CAPACITY: usize = 64;
 
@@ -176,6 +178,34 @@ impl Slot {
             child_ticks: time(&self.child_ticks),
             export: ExportPtr(self.export.load(Relaxed)),
         }
+    }
+
+    /// Adds one entered interval (`enter..now`, of which `child` in child spans),
+    /// touching only the fields an interval changes. Owner only.
+    #[inline(always)]
+    fn add_interval(&self, enter: u64, now: u64, child: u64, panicked: bool) {
+        let flags = self.flags.load(Relaxed);
+        let busy = now.saturating_sub(enter);
+        if flags & 1 == 0 {
+            // The first interval: the times hold whatever the slot's last span left.
+            self.first_enter.store(enter, Relaxed);
+            self.last_exit.store(now, Relaxed);
+            self.busy_ticks.store(busy, Relaxed);
+            self.child_ticks.store(child, Relaxed);
+        } else {
+            if enter < self.first_enter.load(Relaxed) {
+                self.first_enter.store(enter, Relaxed);
+            }
+            if now > self.last_exit.load(Relaxed) {
+                self.last_exit.store(now, Relaxed);
+            }
+            self.busy_ticks
+                .store(self.busy_ticks.load(Relaxed) + busy, Relaxed);
+            self.child_ticks
+                .store(self.child_ticks.load(Relaxed) + child, Relaxed);
+        }
+        self.flags
+            .store(flags | 1 | (panicked as u32) << 1, Relaxed);
     }
 
     /// Writes the owner's part of a new span: not entered, so the times are left alone
@@ -413,28 +443,7 @@ impl Owned<'_> {
         let Some(slot) = self.find(id.into_u64()) else {
             return false;
         };
-        let flags = slot.flags.load(Relaxed);
-        let busy = now.saturating_sub(enter);
-        if flags & 1 == 0 {
-            // The first interval: the times hold whatever the slot's last span left.
-            slot.first_enter.store(enter, Relaxed);
-            slot.last_exit.store(now, Relaxed);
-            slot.busy_ticks.store(busy, Relaxed);
-            slot.child_ticks.store(child, Relaxed);
-        } else {
-            if enter < slot.first_enter.load(Relaxed) {
-                slot.first_enter.store(enter, Relaxed);
-            }
-            if now > slot.last_exit.load(Relaxed) {
-                slot.last_exit.store(now, Relaxed);
-            }
-            slot.busy_ticks
-                .store(slot.busy_ticks.load(Relaxed) + busy, Relaxed);
-            slot.child_ticks
-                .store(slot.child_ticks.load(Relaxed) + child, Relaxed);
-        }
-        slot.flags
-            .store(flags | 1 | (panicked as u32) << 1, Relaxed);
+        slot.add_interval(enter, now, child, panicked);
         true
     }
 
@@ -594,6 +603,20 @@ std::thread_local! {
 }
 
 impl Threads {
+    /// The calling thread's own state, if this thread already used this `Threads` last
+    /// (nearly always): no call on the way, for the callbacks' fast paths.
+    #[inline(always)]
+    pub(crate) fn owned_if_known(&self) -> Option<Owned<'_>> {
+        let (instance, cached) = LAST.with(|last| last.get());
+        if instance != self.instance {
+            return None;
+        }
+        // SAFETY: as in `owned`.
+        let state = unsafe { &*cached };
+        let private = unsafe { &mut *state.private.get() };
+        Some(Owned { state, private })
+    }
+
     /// The calling thread's own state.
     #[inline]
     pub(crate) fn owned(&self) -> Owned<'_> {

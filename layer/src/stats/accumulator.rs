@@ -169,7 +169,7 @@ impl PathSlot {
 
     /// Records one call. Must only be called by the thread that owns this slot.
     #[inline(always)]
-    fn record(&self, s: &CallSample) {
+    pub(crate) fn record(&self, s: &CallSample) {
         let seq = self.seq.load(Relaxed);
         self.seq.store(seq.wrapping_add(1), Relaxed); // odd: write in progress
         fence(Release); // the odd value is visible before any field changes
@@ -255,6 +255,14 @@ pub(crate) struct SlotIndex(Vec<*const PathSlot>);
 unsafe impl Send for SlotIndex {}
 
 impl SlotIndex {
+    /// The slot of `path`, if this thread recorded the path before.
+    #[inline(always)]
+    pub(crate) fn cached(&self, path: PathId) -> Option<&PathSlot> {
+        let slot = *self.0.get(path as usize)?;
+        // SAFETY: see `impl Send`: the slot is alive, and only this thread writes it.
+        (!slot.is_null()).then(|| unsafe { &*slot })
+    }
+
     /// Records a finished span of `path` into `slots`, this index's `ThreadSlots`.
     /// Owning thread only.
     #[inline(always)]
@@ -318,6 +326,7 @@ impl ThreadSlots {
     }
 
     /// Counts a span closed without having been entered. Owning thread only.
+    #[inline]
     pub(crate) fn record_never_entered(&self) {
         add(&self.never_entered, 1);
     }
