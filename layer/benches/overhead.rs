@@ -8,6 +8,8 @@
 //!   nothing — the floor for any layer;
 //! * `naive_profiler`: what a profiler written in an afternoon does (`Instant` in a span
 //!   extension, one global `Mutex<HashMap>` updated on exit);
+//! * `registry_clock_reads`: a layer that only reads the TSC at enter and exit — the
+//!   floor for any layer that times spans;
 //! * `spanlab`: the spanlab layer, profiling only (report off);
 //! * `spanlab_export_noop`: spanlab exporting every span (queue, exporter thread,
 //!   conversion to `SpanData`) to an exporter that only counts;
@@ -16,9 +18,11 @@
 //!   processor and the same counting exporter: the usual way to export tracing spans.
 //!
 //! Run `cargo bench -p spanlab --bench overhead`. Criterion measures each variant in
-//! turn (`scripts/bench-ratios.py` prints its medians as ratios); the run ends with an
-//! interleaved comparison, where every round times all variants back to back, which is
-//! the figure to quote on a shared, noisy machine.
+//! turn (`scripts/bench-ratios.py` prints its medians as ratios); the run ends with
+//! interleaved tables (profiling, then export; one and two threads), where every round
+//! times all variants back to back, which is the figure to quote on a shared, noisy
+//! machine. `cargo bench -p spanlab --bench overhead -- interleaved-only` skips
+//! criterion's part (no benchmark has that name) and prints only the tables.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -26,7 +30,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkGroup, Criterion};
+use criterion::{criterion_group, Criterion};
 use opentelemetry::trace::TracerProvider as _;
 use tracing::span::{Attributes, Id};
 use tracing::{info_span, Subscriber};
@@ -359,42 +363,12 @@ fn seeded(c: &mut Criterion) {
 
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("lifecycle/2-threads");
+    let crew = Crew::new(2);
     for (name, subscriber) in subscribers() {
-        bench_threads(&mut group, name, subscriber, 2);
+        // Per-lifecycle latency with both threads at it: each thread's own loop time.
+        group.bench_function(name, |b| b.iter_custom(|iters| crew.run(subscriber, iters)));
     }
     group.finish();
-}
-
-/// Time for each of `threads` threads to run `iters` lifecycles at once: the
-/// per-lifecycle latency under contention.
-fn bench_threads(
-    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    subscriber: &'static (dyn Subscriber + Send + Sync),
-    threads: usize,
-) {
-    group.bench_function(name, |b| {
-        Switch::route_to(subscriber);
-        b.iter_custom(|iters| {
-            let barrier = Barrier::new(threads + 1);
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        let _parent = info_span!("parent").entered();
-                        barrier.wait();
-                        for i in 0..iters {
-                            lifecycle(i);
-                        }
-                        barrier.wait();
-                    });
-                }
-                barrier.wait();
-                let start = Instant::now();
-                barrier.wait();
-                start.elapsed()
-            })
-        })
-    });
 }
 
 /// The ratios that criterion's one-after-another runs cannot give on a shared machine:
@@ -440,7 +414,7 @@ fn interleaved(
         .iter()
         .position(|v| v.name == "registry_empty_layer")
         .unwrap();
-    let burst = Crew::new(threads, lifecycles);
+    let burst = Crew::new(threads);
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut nanos: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut order: Vec<usize> = (0..variants.len()).collect();
@@ -449,7 +423,7 @@ fn interleaved(
         shuffle(&mut order, &mut seed);
         let mut times = vec![Duration::ZERO; variants.len()];
         for &v in &order {
-            times[v] = burst.run(variants[v].subscriber);
+            times[v] = burst.run(variants[v].subscriber, lifecycles);
         }
         for v in 0..variants.len() {
             ratios[v].push(times[v].as_secs_f64() / times[baseline].as_secs_f64());
@@ -518,6 +492,8 @@ fn shuffle(order: &mut [usize], seed: &mut u64) {
 struct Crew {
     /// Tells the threads to return instead of running another burst.
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Lifecycles per thread in the next burst.
+    lifecycles: std::sync::Arc<std::sync::atomic::AtomicU64>,
     start: std::sync::Arc<Barrier>,
     done: std::sync::Arc<Barrier>,
     times: std::sync::Arc<Mutex<Vec<Duration>>>,
@@ -544,8 +520,9 @@ fn spawn_with_id(
 }
 
 impl Crew {
-    fn new(threads: usize, lifecycles: u64) -> Crew {
+    fn new(threads: usize) -> Crew {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lifecycles = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let start = std::sync::Arc::new(Barrier::new(threads + 1));
         let done = std::sync::Arc::new(Barrier::new(threads + 1));
         let times = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -564,17 +541,23 @@ impl Crew {
                         }));
                     }
                 }
-                let (stop, start, done, times) =
-                    (stop.clone(), start.clone(), done.clone(), times.clone());
+                let (stop, lifecycles, start, done, times) = (
+                    stop.clone(),
+                    lifecycles.clone(),
+                    start.clone(),
+                    done.clone(),
+                    times.clone(),
+                );
                 spawn_with_id(&ids, move || loop {
                     start.wait();
                     if stop.load(Ordering::Acquire) {
                         return;
                     }
+                    let n = lifecycles.load(Ordering::Relaxed); // ordered by the barrier
                     let elapsed = {
                         let _parent = info_span!("parent").entered();
                         let t = Instant::now();
-                        for i in 0..lifecycles {
+                        for i in 0..n {
                             lifecycle(i);
                         }
                         t.elapsed()
@@ -586,6 +569,7 @@ impl Crew {
             .collect();
         Crew {
             stop,
+            lifecycles,
             start,
             done,
             times,
@@ -595,9 +579,16 @@ impl Crew {
         }
     }
 
-    /// One burst under `subscriber`: the mean of the threads' own loop times.
-    fn run(&self, subscriber: &'static (dyn Subscriber + Send + Sync)) -> Duration {
-        Switch::route_to(subscriber); // before the barrier, which orders it for the threads
+    /// One burst of `lifecycles` per thread under `subscriber`: the mean of the
+    /// threads' own loop times.
+    fn run(
+        &self,
+        subscriber: &'static (dyn Subscriber + Send + Sync),
+        lifecycles: u64,
+    ) -> Duration {
+        // Both before the barrier, which orders them for the threads.
+        Switch::route_to(subscriber);
+        self.lifecycles.store(lifecycles, Ordering::Relaxed);
         self.start.wait();
         self.done.wait();
         let mut times = self.times.lock().unwrap();

@@ -9,6 +9,7 @@
 //! * **The owner's part**, in a [`Slot`] of the creating thread's table. Only the owner
 //!   writes it, with plain (relaxed) stores: no lock, no read-modify-write. The owner
 //!   finds its slots through a private index, newest first.
+//!   The four callbacks' common case on it is in [`fast`], written without calls.
 //! * **Everyone else's part**, in the span's registry extension (a [`SpanState`] under
 //!   the extension's lock): what other threads measured (an async task polled on
 //!   another worker, `in_scope` on another thread), and the owner's part if the owner

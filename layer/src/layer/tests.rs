@@ -143,6 +143,31 @@ fn a_reused_slot_carries_nothing_from_its_last_span() {
 }
 
 #[test]
+fn spans_exited_and_closed_out_of_order_are_timed_like_the_rest() {
+    // Out of order, the callbacks leave their common case (`spans::fast`) for the
+    // general one: the figures must not tell.
+    let (layer, profile, clock) = mock_layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let (a, b) = (info_span!("a"), info_span!("b"));
+        let entered_a = a.enter();
+        clock.increment(MS);
+        let entered_b = b.enter();
+        clock.increment(MS);
+        drop(entered_a); // `a` exits while `b` is on top of it
+        clock.increment(MS);
+        drop(entered_b);
+        drop(a); // `a` closes while `b`, created after it, is alive
+        drop(b);
+        info_span!("a").in_scope(|| clock.increment(MS * 4)); // and in order
+    });
+    let a = profile.get("a").unwrap();
+    assert_eq!((a.calls, a.total, a.self_time), (2, MS * 6, MS * 6));
+    assert_eq!((a.min, a.max), (MS * 2, MS * 4));
+    let b = profile.get("b").unwrap();
+    assert_eq!((b.calls, b.total, b.busy), (1, MS * 2, MS * 2));
+}
+
+#[test]
 fn re_entering_an_entered_span_is_not_counted_twice() {
     let (layer, profile, clock) = mock_layer();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {

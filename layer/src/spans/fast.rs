@@ -23,17 +23,18 @@ use tracing_core::Metadata;
 use super::{ExportPtr, Frame, Owned, UNRESOLVED};
 use crate::stats::CallSample;
 
-/// Appends `value` if `vec` has room without growing; `false` (nothing done) if not.
+/// Appends `value` to `vec`, which the caller saw has room: no growth, so no call.
+/// Without room (a broken caller), `value` is dropped, and debug builds panic.
 #[inline(always)]
-fn push_in_place<T>(vec: &mut Vec<T>, value: T) -> bool {
+fn push_in_place<T>(vec: &mut Vec<T>, value: T) {
     let len = vec.len();
     let Some(spare) = vec.spare_capacity_mut().first_mut() else {
-        return false;
+        debug_assert!(false, "push_in_place without room");
+        return;
     };
     spare.write(value);
     // SAFETY: the element at `len`, within the capacity, was just initialized.
     unsafe { vec.set_len(len + 1) };
-    true
 }
 
 impl Owned<'_> {
@@ -59,7 +60,8 @@ impl Owned<'_> {
         slot.init(path, 0, ExportPtr::NONE);
         slot.foreign.store(false, Relaxed);
         slot.id.store(key, Release); // rule 1: publish after the fields
-        push_in_place(&mut private.live, (key, index))
+        push_in_place(&mut private.live, (key, index)); // room: checked above
+        true
     }
 
     /// `on_enter` of a span not entered on this thread already, while no span with
@@ -71,23 +73,25 @@ impl Owned<'_> {
         if frames.len() == frames.capacity() || frames.iter().any(|f| f.id == key) {
             return false;
         }
-        push_in_place(
-            frames,
-            Frame {
-                id: key,
-                path: UNRESOLVED,
-                enter: now(),
-                child_ticks: 0,
-                duplicate: false,
-                features: 0,
-            },
-        )
+        let frame = Frame {
+            id: key,
+            path: UNRESOLVED,
+            enter: now(),
+            child_ticks: 0,
+            duplicate: false,
+            features: 0,
+        };
+        push_in_place(frames, frame); // room: checked above
+        true
     }
 
     /// `on_exit` of the span on top of this thread's stack, entered once and owned
     /// here, without features, on a thread that is not panicking.
     #[inline(always)]
     pub(crate) fn exit_in_place(&mut self, key: u64, now: u64) -> bool {
+        if std::thread::panicking() {
+            return false;
+        }
         let private = &mut *self.private;
         let Some(top) = private.frames.last() else {
             return false;
@@ -99,7 +103,7 @@ impl Owned<'_> {
             return false;
         };
         let slot = &self.state.slots[index as usize];
-        if slot.id.load(Relaxed) != key || std::thread::panicking() {
+        if slot.id.load(Relaxed) != key {
             return false;
         }
         let Some(frame) = private.frames.pop() else {
@@ -118,6 +122,9 @@ impl Owned<'_> {
     /// frees its slot and records the call.
     #[inline(always)]
     pub(crate) fn close_in_place(&mut self, key: u64) -> bool {
+        if std::thread::panicking() {
+            return false; // a panic to count
+        }
         let private = &mut *self.private;
         let Some(&(live, index)) = private.live.last() else {
             return false;
@@ -132,8 +139,8 @@ impl Owned<'_> {
             return false;
         }
         let flags = slot.flags.load(Relaxed);
-        if flags >> 2 != 0 || std::thread::panicking() {
-            return false; // features, or a panic to count
+        if flags >> 2 != 0 {
+            return false; // features
         }
         let stats = if flags & 1 != 0 {
             match private.stats.cached(slot.path.load(Relaxed)) {
@@ -156,7 +163,7 @@ impl Owned<'_> {
         });
         slot.id.store(0, Release);
         private.live.pop();
-        push_in_place(&mut private.free, index);
+        push_in_place(&mut private.free, index); // room: checked above
         match (stats, sample) {
             (Some(stats), Some(sample)) => stats.record(&sample),
             _ => self.state.slots_stats.record_never_entered(),
