@@ -87,10 +87,16 @@ impl SpanLabLayer {
     }
 }
 
+// The four span callbacks are `#[inline(always)]`: each is its common case
+// (`spans::fast`, which makes no call) plus one call to its general path, so inlining
+// them into tracing-subscriber's `Layered` dispatch, which has a stack frame anyway,
+// saves a call, a prologue and an epilogue per callback: 44 instructions of the ~400
+// spanlab adds to a span's lifecycle (callgrind), 0.03× in the overhead benchmark.
 impl<S> Layer<S> for SpanLabLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[inline(always)]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let data = &*self.data;
         if attrs.is_contextual() && exports_nothing(data) {
@@ -103,6 +109,7 @@ where
         self.new_span_slow(attrs, id, ctx);
     }
 
+    #[inline(always)]
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let data = &*self.data;
         // While no span with features is alive anywhere (the common case), entering is
@@ -117,6 +124,7 @@ where
         self.enter_slow(id, ctx);
     }
 
+    #[inline(always)]
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let data = &*self.data;
         if !data.clock.is_inline() {
@@ -131,6 +139,7 @@ where
         self.exit_slow(id, now, ctx);
     }
 
+    #[inline(always)]
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         if let Some(mut owned) = self.data.threads.owned_if_known() {
             if owned.close_in_place(id.into_u64()) {
