@@ -261,6 +261,21 @@ pub(crate) struct Frame {
     pub(crate) features: u8,
 }
 
+impl Frame {
+    /// The frame of span `key`, entered at `now`; its path not looked up yet.
+    #[inline(always)]
+    pub(crate) fn entered(key: u64, now: u64, duplicate: bool, features: u8) -> Frame {
+        Frame {
+            id: key,
+            path: UNRESOLVED,
+            enter: now,
+            child_ticks: 0,
+            duplicate,
+            features,
+        }
+    }
+}
+
 /// What only the owning thread ever touches.
 #[derive(Default)]
 pub(crate) struct Private {
@@ -291,14 +306,8 @@ impl Private {
     /// Pushes the frame of span `key`, entered at `now`.
     #[inline]
     pub(crate) fn push_frame(&mut self, key: u64, now: u64, duplicate: bool, features: u8) {
-        self.frames.push(Frame {
-            id: key,
-            path: UNRESOLVED,
-            enter: now,
-            child_ticks: 0,
-            duplicate,
-            features,
-        });
+        self.frames
+            .push(Frame::entered(key, now, duplicate, features));
     }
 
     /// Pops the frame of span `key`, exited at `now`, and credits its time to the
@@ -612,23 +621,21 @@ impl Threads {
         if instance != self.instance {
             return None;
         }
-        // SAFETY: as in `owned`.
-        let state = unsafe { &*cached };
-        let private = unsafe { &mut *state.private.get() };
-        Some(Owned { state, private })
+        // SAFETY: `cached` was this thread's state in this very `Threads` (the instance
+        // number is unique), which is still alive since `self` is.
+        Some(Self::own(unsafe { &*cached }))
     }
 
     /// The calling thread's own state.
     #[inline]
     pub(crate) fn owned(&self) -> Owned<'_> {
-        let (instance, cached) = LAST.with(|last| last.get());
-        let state = if instance == self.instance {
-            // SAFETY: `cached` was this thread's state in this very `Threads` (the
-            // instance number is unique), which is still alive since `self` is.
-            unsafe { &*cached }
-        } else {
-            self.first_use()
-        };
+        self.owned_if_known()
+            .unwrap_or_else(|| Self::own(self.first_use()))
+    }
+
+    /// The calling thread's view of `state`, which must be the calling thread's own.
+    #[inline(always)]
+    fn own(state: &ThreadState) -> Owned<'_> {
         // SAFETY: `state` is the calling thread's own, so no other thread reaches
         // `private`. On this thread, each layer callback creates at most one `Owned` and
         // passes it down instead of calling `owned()` again, and callbacks do not

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use tracing_core::Metadata;
 
-use super::{ExportPtr, Frame, Owned, UNRESOLVED};
+use super::{ExportPtr, Frame, Owned};
 use crate::stats::CallSample;
 
 /// Appends `value` to `vec`, which the caller saw has room: no growth, so no call.
@@ -73,15 +73,7 @@ impl Owned<'_> {
         if frames.len() == frames.capacity() || frames.iter().any(|f| f.id == key) {
             return false;
         }
-        let frame = Frame {
-            id: key,
-            path: UNRESOLVED,
-            enter: now(),
-            child_ticks: 0,
-            duplicate: false,
-            features: 0,
-        };
-        push_in_place(frames, frame); // room: checked above
+        push_in_place(frames, Frame::entered(key, now(), false, 0)); // room: checked above
         true
     }
 
