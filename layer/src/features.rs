@@ -1,5 +1,5 @@
-//! What the layer does for a span besides timing it — seeded scopes ([`crate::rng`])
-//! and GPU measurement ([`crate::gpu`]) — and how spans that use neither pay nothing.
+//! What the layer does for a span besides timing it — seeded scopes ([`crate::riders::rng`])
+//! and GPU measurement ([`crate::riders::gpu`]) — and how spans that use neither pay nothing.
 //!
 //! Whether a callsite *could* use a feature (a `seed` field, a `gpu` field, a builder
 //! GPU rule) is decided once per callsite and parent, and cached with its path; a span
@@ -15,12 +15,12 @@ use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::gpu::{GpuFields, GpuSpan};
-use crate::llm::RecorderSink;
-use crate::paths::PathId;
+use crate::core::paths::PathId;
+use crate::core::spans::{Owned, SpanState, GPU, RECORDER, SEEDED};
 use crate::profile::ProfileData;
-use crate::rng::scopes::{self, SeedScope};
-use crate::spans::{Owned, SpanState, GPU, RECORDER, SEEDED};
+use crate::riders::gpu::{GpuFields, GpuSpan};
+use crate::riders::llm::RecorderSink;
+use crate::riders::rng::scopes::{self, SeedScope};
 
 /// Callsite bits: it declares a `seed` field.
 const CALLSITE_SEED: u8 = 1;
@@ -155,7 +155,7 @@ fn recorder_sink(attrs: &Attributes<'_>) -> Option<Arc<RecorderSink>> {
     }
     let mut visitor = Visitor(None);
     attrs.record(&mut visitor);
-    crate::llm::recorder_sink(visitor.0?)
+    crate::riders::llm::recorder_sink(visitor.0?)
 }
 
 /// An `llm::record` event: the record, redacted and capped, goes to the book (report,
@@ -167,7 +167,7 @@ pub(crate) fn llm_record<S>(
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(call) = crate::llm::take_pending() else {
+    let Some(call) = crate::riders::llm::take_pending() else {
         return;
     };
     let span = ctx.event_span(event);
@@ -177,19 +177,28 @@ pub(crate) fn llm_record<S>(
             .path(s.id().into_u64())
             .or_else(|| data.threads.path_elsewhere(&s.id(), ctx))
     });
-    let names = path.map_or_else(Vec::new, |p| crate::paths::names(&data.paths.entries(), p));
+    let names = path.map_or_else(Vec::new, |p| {
+        crate::core::paths::names(&data.paths.entries(), p)
+    });
     let record = data
         .prompts
         .prepare(call, names, data.clock.unix_nanos(data.clock.raw()));
     data.prompts.add(&record);
     #[cfg(feature = "otlp")]
     if let (Some(export), Some(span)) = (&data.export, &span) {
-        let (attrs, details) =
-            crate::export::genai::annotations(&record, export.capture_content, data.clock.raw());
+        let (attrs, details) = crate::sinks::export::genai::annotations(
+            &record,
+            export.capture_content,
+            data.clock.raw(),
+        );
         let mut owned = data.threads.owned();
-        crate::export::hooks::with_target(data, &mut owned, &span.id(), ctx, |mut target| {
-            target.annotate(attrs, details)
-        });
+        crate::sinks::export::hooks::with_target(
+            data,
+            &mut owned,
+            &span.id(),
+            ctx,
+            |mut target| target.annotate(attrs, details),
+        );
     }
     if data.prompts.recorders.load(Relaxed) > 0 {
         if let Some(scope) = ctx.event_scope(event) {
@@ -291,7 +300,7 @@ pub(crate) fn close<S>(
     if state.features & SEEDED != 0 {
         let seeded = scopes::close(&data.seeds, path, id, ctx);
         if let (Some((seed, draws)), Some(out)) = (seeded, annotations.as_deref_mut()) {
-            use crate::rng::attributes::{DRAWS, SEED};
+            use crate::riders::rng::attributes::{DRAWS, SEED};
             let seed = i64::try_from(seed)
                 .map_or_else(|_| Annotation::Str(seed.to_string()), Annotation::Int);
             out.push((SEED.into(), seed));

@@ -9,8 +9,9 @@ use std::io::Write;
 use std::sync::{Arc, Once};
 
 use crate::config::{ConfigError, Outputs, ReportTarget};
+use crate::files::write_atomically;
 use crate::profile::Profile;
-use crate::report::{write_atomically, Report};
+use crate::sinks::report::Report;
 
 /// Writes the report once, wherever the configuration says.
 pub(crate) struct Emitter {
@@ -118,7 +119,10 @@ impl Guard {
     pub(crate) fn new(emitter: Arc<Emitter>, report_on_signal: bool) -> Self {
         #[cfg(all(unix, feature = "signals"))]
         let _signals = if report_on_signal {
-            match crate::signals::SignalWatcher::start(emitter.clone()) {
+            match {
+                let emitter = emitter.clone();
+                crate::signals::SignalWatcher::start(Arc::new(move || emitter.emit_once()))
+            } {
                 Ok(w) => Some(w),
                 Err(e) => {
                     print_stderr(&format!("spanlab: cannot watch SIGINT/SIGTERM ({e}); the report is written at exit only\n"));

@@ -51,35 +51,33 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod builder;
-mod clock;
 pub mod config;
-#[cfg(feature = "otlp")]
-pub mod export;
+mod core;
 mod features;
-pub mod gpu;
+mod files;
 mod guard;
-mod layer;
-pub mod llm;
-mod padded;
-mod paths;
 mod profile;
-pub mod report;
-pub mod rng;
+mod riders;
 #[cfg(all(unix, feature = "signals"))]
 mod signals;
-mod spans;
-pub mod stats;
+mod sinks;
 #[cfg(test)]
 mod test_support;
 
+pub use crate::core::stats;
+pub use riders::{gpu, llm, rng};
+#[cfg(feature = "otlp")]
+pub use sinks::export;
+pub use sinks::report;
+
+pub use crate::core::layer::SpanLabLayer;
+pub use crate::core::stats::PathStats;
 pub use builder::{Builder, InitError, SpanLab};
 pub use config::{ConfigError, ReportTarget};
 pub use guard::Guard;
-pub use layer::SpanLabLayer;
 pub use profile::Profile;
 pub use report::{ExportReport, Report};
 pub use rng::{rng, SeededRng};
-pub use stats::PathStats;
 
 /// Installs spanlab as the global subscriber, configured from the environment, and
 /// returns the guard that writes the report when dropped.

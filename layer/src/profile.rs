@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use std::sync::atomic::AtomicUsize;
 
-use crate::clock::Clock;
-use crate::gpu::{GpuConfig, GpuTracker};
-use crate::llm::PromptBook;
-use crate::paths::{self, PathTable};
-use crate::report::Report;
-use crate::rng::scopes::{SeedBook, SeedReport, SeededPath};
-use crate::spans::Threads;
-use crate::stats::{Aggregate, PathStats};
+use crate::core::clock::Clock;
+use crate::core::paths::{self, PathTable};
+use crate::core::spans::Threads;
+use crate::core::stats::{Aggregate, PathStats};
+use crate::riders::gpu::{GpuConfig, GpuTracker};
+use crate::riders::llm::PromptBook;
+use crate::riders::rng::scopes::{SeedBook, SeedReport, SeededPath};
+use crate::sinks::report::Report;
 
 /// Everything the layer writes, shared with the readers.
 pub(crate) struct ProfileData {
@@ -32,7 +32,7 @@ pub(crate) struct ProfileData {
     pub(crate) featured: AtomicUsize,
     /// OTLP export, when it is on.
     #[cfg(feature = "otlp")]
-    pub(crate) export: Option<crate::export::Export>,
+    pub(crate) export: Option<crate::sinks::export::Export>,
 }
 
 impl ProfileData {
@@ -168,10 +168,10 @@ impl Profile {
     pub fn report(&self) -> Report {
         let (seeded, warnings) = self.data.seeds.snapshot();
         let entries = self.data.paths.entries();
-        let root = crate::rng::root_seed();
+        let root = crate::riders::rng::root_seed();
         let seeds = SeedReport {
             root,
-            replay: crate::rng::replay_line(root.value),
+            replay: crate::riders::rng::replay_line(root.value),
             paths: paths::tree_order(&entries)
                 .into_iter()
                 .filter_map(|id| {

@@ -12,8 +12,6 @@ use std::thread::JoinHandle;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::guard::Emitter;
-
 /// Watches SIGINT/SIGTERM until dropped; dropping it restores the default handlers.
 pub(crate) struct SignalWatcher {
     handle: Handle,
@@ -21,14 +19,16 @@ pub(crate) struct SignalWatcher {
 }
 
 impl SignalWatcher {
-    pub(crate) fn start(emitter: Arc<Emitter>) -> io::Result<Self> {
+    /// Starts watching; on the first signal, `report` runs (on the watcher's thread),
+    /// then the signal takes its default action.
+    pub(crate) fn start(report: Arc<dyn Fn() + Send + Sync>) -> io::Result<Self> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("spanlab-signals".into())
             .spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    emitter.emit_once();
+                    report();
                     drop(signals); // unregister, so that the re-raised signal is not caught again
                     let _ = signal_hook::low_level::emulate_default_handler(signal);
                     // Only reached if the default action does not end the process.

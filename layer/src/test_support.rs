@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tracing_subscriber::prelude::*;
 
-use crate::layer::SpanLabLayer;
+use crate::core::layer::SpanLabLayer;
 use crate::profile::{Profile, ProfileData};
 
 /// A layer on the real clock, and its profile.

@@ -1,0 +1,343 @@
+//! [`SpanLab::builder`]: the layer and its guard, configured.
+
+#[cfg(feature = "otlp")]
+mod export;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{self, ReportTarget, Settings};
+use crate::core::layer::SpanLabLayer;
+use crate::guard::{print_stderr, Emitter, Guard};
+use crate::profile::{Profile, ProfileData};
+use crate::riders::gpu::{GpuConfig, GpuProbe};
+use crate::riders::llm::Redactor;
+
+/// Entry point for configuring spanlab: `SpanLab::builder()`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SpanLab;
+
+impl SpanLab {
+    /// A builder with the defaults: text report to stderr, no files, environment read.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+/// Configures the layer and its report. Every setting has a default; `SPANLAB_*`
+/// environment variables override the builder (see [`crate::config`]).
+///
+/// Compose your own subscriber with [`Builder::build`]:
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let (spanlab_layer, guard) = spanlab::SpanLab::builder()
+///     .report_to(spanlab::ReportTarget::Off)
+///     .report_json(std::env::temp_dir().join("spanlab-doc-report.json"))
+///     .build();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(spanlab_layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _span = tracing::info_span!("train").entered();
+/// });
+/// drop(guard); // writes the JSON report
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Builder {
+    settings: Settings,
+    report_on_signal: bool,
+    gpu: GpuConfig,
+    prompts: PromptSettings,
+    #[cfg(feature = "otlp")]
+    pub(crate) export: export::ExportOptions,
+}
+
+/// The builder's prompt-record settings.
+#[derive(Clone, Default)]
+struct PromptSettings {
+    redact: Option<Redactor>,
+    size_cap: Option<usize>,
+}
+
+impl std::fmt::Debug for PromptSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptSettings")
+            .field("redact", &self.redact.as_ref().map(|_| "<fn>"))
+            .field("size_cap", &self.size_cap)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// Where the text report goes (default [`ReportTarget::Stderr`]; `SPANLAB_REPORT`).
+    pub fn report_to(mut self, target: ReportTarget) -> Self {
+        self.settings.text = Some(target);
+        self
+    }
+
+    /// Also write the JSON report to this file (`SPANLAB_REPORT_JSON`).
+    pub fn report_json(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.json = Some(path.into());
+        self
+    }
+
+    /// Also write folded stacks (flame graph input) to this file (`SPANLAB_REPORT_FOLDED`).
+    pub fn report_folded(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.folded = Some(path.into());
+        self
+    }
+
+    /// The run's root seed (`SPANLAB_SEED` overrides it): the unseeded streams of
+    /// [`crate::riders::rng()`] derive from it. Without either, a seed from the OS is used — and
+    /// printed in the report with the line that replays the run.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
+        self
+    }
+
+    /// Measure GPU memory through this probe instead of detecting one (tests and
+    /// simulations: [`SimulatedGpu`](crate::riders::gpu::SimulatedGpu); or a probe of your own).
+    pub fn gpu_probe(mut self, probe: Arc<dyn GpuProbe>) -> Self {
+        self.gpu.probe = Some(probe);
+        self
+    }
+
+    /// Measure GPU memory for every span whose target starts with one of these (as if
+    /// it had `gpu = true`; a span's own `gpu = false` still turns it off).
+    pub fn gpu_for_targets<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        targets: I,
+    ) -> Self {
+        self.gpu.targets.extend(targets.into_iter().map(Into::into));
+        self
+    }
+
+    /// Measure GPU memory for every span with one of these names.
+    pub fn gpu_for_names<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.gpu.names.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Measure GPU memory for every span up to this depth (1: root spans only).
+    pub fn gpu_up_to_depth(mut self, depth: u16) -> Self {
+        self.gpu.max_depth = Some(depth);
+        self
+    }
+
+    /// Synchronize the device before every GPU reading (default off; a span can ask
+    /// with `gpu.sync = true`). Exact, but it stalls the device's queue.
+    pub fn gpu_sync(mut self, on: bool) -> Self {
+        self.gpu.sync = on;
+        self
+    }
+
+    /// The devices to read, as CUDA ordinals (default: every visible device).
+    pub fn gpu_devices(mut self, devices: impl IntoIterator<Item = usize>) -> Self {
+        self.gpu.devices = devices.into_iter().collect();
+        self
+    }
+
+    /// Also read the energy counter: joules per path; spans shorter than the counter's
+    /// update period are counted as "below resolution" instead of reporting 0.
+    pub fn gpu_energy(mut self, on: bool) -> Self {
+        self.gpu.energy = on;
+        self
+    }
+
+    /// Emit PyTorch's one-line summary (`[forward] GPU 0 Memory: delta=+256.0MB,
+    /// current=..., peak=...`) as an INFO event at each measured span's exit.
+    pub fn gpu_log(mut self, on: bool) -> Self {
+        self.gpu.log = on;
+        self
+    }
+
+    /// Append every LLM call record to this file as a JSON line, flushed as it happens
+    /// (`SPANLAB_PROMPTS_JSONL`).
+    pub fn prompts_jsonl(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.prompts_jsonl = Some(path.into());
+        self
+    }
+
+    /// Applied to every prompt and response text before spanlab stores, writes or
+    /// reports it (strip keys, e-mail addresses...).
+    pub fn redact(mut self, redact: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.prompts.redact = Some(Arc::new(redact));
+        self
+    }
+
+    /// The most bytes kept of each prompt message and response (default 32 KiB); longer
+    /// texts are cut on a character boundary and the cut is marked.
+    pub fn prompt_size_cap(mut self, bytes: usize) -> Self {
+        self.prompts.size_cap = Some(bytes);
+        self
+    }
+
+    /// Ignore the environment: `SPANLAB_*` variables, and `RUST_LOG` in [`Builder::init`]
+    /// (no `EnvFilter` is installed). Only the builder's settings apply.
+    pub fn ignore_env(mut self) -> Self {
+        self.settings.ignore_env = true;
+        self
+    }
+
+    /// Write the report on SIGINT/SIGTERM too, then end the process as the signal
+    /// would have (default off; Unix with the `signals` feature).
+    pub fn report_on_signal(mut self, on: bool) -> Self {
+        self.report_on_signal = on;
+        self
+    }
+
+    /// The layer, to compose into your own subscriber, and the guard that writes the
+    /// report when dropped. Rejected settings are printed once on stderr.
+    pub fn build(self) -> (SpanLabLayer, Guard) {
+        let (layer, guard) = self.build_unarmed();
+        (layer, guard.arm())
+    }
+
+    fn build_unarmed(self) -> (SpanLabLayer, UnarmedGuard) {
+        let env = |name: &str| {
+            if self.settings.ignore_env {
+                None
+            } else {
+                std::env::var(name).ok()
+            }
+        };
+        let (outputs, mut errors) = config::resolve(&self.settings, &env);
+        let (wanted, seed_error) =
+            crate::riders::rng::resolve_root(self.settings.seed, env("SPANLAB_SEED").as_deref());
+        let (_, fixed_error) = crate::riders::rng::fix_root(wanted);
+        errors.extend(seed_error.into_iter().chain(fixed_error));
+        let jsonl = outputs.prompts_jsonl.as_ref().and_then(|out| {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out.path);
+            file.map_err(|e| {
+                let problem = format!("cannot open for appending: {e}");
+                errors.push(config::ConfigError::new(
+                    out.source,
+                    out.path.display().to_string(),
+                    problem,
+                ));
+            })
+            .ok()
+        });
+        let size_cap = self
+            .prompts
+            .size_cap
+            .unwrap_or(crate::riders::llm::DEFAULT_SIZE_CAP);
+        let prompts = crate::riders::llm::PromptBook::new(self.prompts.redact, size_cap, jsonl);
+        #[allow(unused_mut)]
+        let mut data = ProfileData::configured(self.gpu, prompts);
+        #[cfg(feature = "otlp")]
+        {
+            let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+            let (config, export_errors) =
+                crate::sinks::export::config::resolve(&self.export.settings, &env);
+            errors.extend(export_errors);
+            if let Some(config) = config {
+                let custom = self.export.take_custom();
+                match crate::sinks::export::Export::start(&config, custom, data.clock.clone(), &env)
+                {
+                    Ok(export) => data.export = Some(export),
+                    Err(problem) => errors.push(config::ConfigError::new(
+                        "OTLP export",
+                        config.endpoint.clone().unwrap_or_default(),
+                        problem,
+                    )),
+                }
+            }
+        }
+        let data = Arc::new(data);
+        for e in &errors {
+            print_stderr(&format!("spanlab: ignoring {e}\n"));
+        }
+        let emitter = Arc::new(Emitter::new(
+            Profile::from_data(data.clone()),
+            outputs,
+            errors,
+        ));
+        (
+            SpanLabLayer::new(data),
+            UnarmedGuard {
+                emitter,
+                report_on_signal: self.report_on_signal,
+            },
+        )
+    }
+
+    /// Installs a global subscriber — the registry, an `EnvFilter` when `RUST_LOG` is
+    /// set (feature `env-filter`), and the spanlab layer — and returns the guard.
+    ///
+    /// Fails if a global subscriber is already installed; nothing is reported then.
+    pub fn try_init(self) -> Result<Guard, InitError> {
+        use tracing_subscriber::prelude::*;
+        let (layer, unarmed) = self.build_unarmed();
+        let subscriber = tracing_subscriber::registry()
+            .with(env_filter())
+            .with(layer);
+        match tracing::subscriber::set_global_default(subscriber) {
+            Ok(()) => Ok(unarmed.arm()),
+            Err(e) => {
+                unarmed.emitter.disarm();
+                Err(InitError(e.to_string()))
+            }
+        }
+    }
+
+    /// [`Builder::try_init`], panicking if a global subscriber is already installed
+    /// (as `tracing_subscriber::fmt().init()` does).
+    ///
+    /// # Panics
+    /// When a global subscriber was already set.
+    pub fn init(self) -> Guard {
+        self.try_init().unwrap_or_else(|e| panic!("spanlab: {e}"))
+    }
+}
+
+/// A guard whose report and signal handling are not live yet.
+struct UnarmedGuard {
+    emitter: Arc<Emitter>,
+    report_on_signal: bool,
+}
+
+impl UnarmedGuard {
+    fn arm(self) -> Guard {
+        Guard::new(self.emitter, self.report_on_signal)
+    }
+}
+
+#[cfg(feature = "env-filter")]
+fn env_filter() -> Option<tracing_subscriber::EnvFilter> {
+    let value = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    match tracing_subscriber::EnvFilter::try_new(&value) {
+        Ok(filter) => Some(filter),
+        Err(e) => {
+            print_stderr(&format!(
+                "spanlab: ignoring RUST_LOG={value:?}: {e}; no filter applied\n"
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "env-filter"))]
+fn env_filter() -> Option<tracing_subscriber::layer::Identity> {
+    None
+}
+
+/// Installing the global subscriber failed (one was already installed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(String);
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot install the global subscriber: {}", self.0)
+    }
+}
+
+impl std::error::Error for InitError {}

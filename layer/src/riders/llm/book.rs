@@ -1,0 +1,332 @@
+//! What the layer keeps of LLM calls: the redacted, capped record of each call; per
+//! model, calls, tokens and latency (bounded, however many calls); the last few
+//! records for the report; and the JSONL file every record is appended to.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{LlmCall, Message};
+use crate::core::stats::LatencyHistogram;
+
+/// A redaction hook: text in, text to keep out.
+pub(crate) type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Default cap on each text of a record (a message's content, the response), bytes.
+pub(crate) const DEFAULT_SIZE_CAP: usize = 32 * 1024;
+
+/// Records kept for the report's "recent" list.
+const RECENT: usize = 5;
+
+/// One recorded LLM call, redacted and capped.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PromptRecord {
+    /// The model asked.
+    pub model: String,
+    /// Who serves it, if given.
+    pub provider: Option<String>,
+    /// The prompt's messages.
+    pub messages: Vec<Message>,
+    /// The model's answer.
+    pub response: String,
+    /// Prompt tokens, if given.
+    pub input_tokens: Option<u64>,
+    /// Response tokens, if given.
+    pub output_tokens: Option<u64>,
+    /// Why the model stopped, if given.
+    pub finish_reason: Option<String>,
+    /// How long the call took, if timed, in nanoseconds.
+    pub latency_ns: Option<u64>,
+    /// Span names from the root to the span that made the call.
+    pub span_path: Vec<&'static str>,
+    /// When it was recorded, ns since the Unix epoch.
+    pub unix_nanos: u64,
+    /// Some text was cut to the size cap (the cut is marked in the text).
+    pub truncated: bool,
+}
+
+impl PromptRecord {
+    /// The prompt as one string: the messages' contents, one per line.
+    pub fn prompt_text(&self) -> String {
+        self.messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl std::fmt::Display for PromptRecord {
+    /// `[epoch > chat] tiny-1: "prompt" -> "response"`, control characters escaped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.span_path.is_empty() {
+            "-".into()
+        } else {
+            self.span_path.join(" > ")
+        };
+        write!(
+            f,
+            "[{path}] {}: {:?} -> {:?}",
+            self.model,
+            self.prompt_text(),
+            self.response
+        )
+    }
+}
+
+/// Cuts `text` to at most `cap` bytes on a character boundary, marking the cut.
+fn cap_text(text: &mut String, cap: usize) -> bool {
+    if text.len() <= cap {
+        return false;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…[truncated {cut} bytes]"));
+    true
+}
+
+/// Per model: what the report shows.
+#[derive(Default)]
+struct ModelAgg {
+    provider: Option<String>,
+    calls: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    latency: LatencyHistogram,
+}
+
+/// What recorders collect: the records made beneath their span.
+#[derive(Default, Debug)]
+pub(crate) struct RecorderSink(Mutex<Vec<PromptRecord>>);
+
+impl RecorderSink {
+    pub(crate) fn push(&self, record: PromptRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record);
+    }
+
+    pub(crate) fn records(&self) -> Vec<PromptRecord> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The layer's prompt state.
+pub(crate) struct PromptBook {
+    redact: Option<Redactor>,
+    cap: usize,
+    models: Mutex<BTreeMap<String, ModelAgg>>,
+    recent: Mutex<VecDeque<PromptRecord>>,
+    jsonl: Mutex<Option<File>>,
+    warnings: Mutex<Vec<String>>,
+    /// Recorder spans alive: while 0, a record looks for none.
+    pub(crate) recorders: AtomicUsize,
+}
+
+impl Default for PromptBook {
+    fn default() -> Self {
+        PromptBook::new(None, DEFAULT_SIZE_CAP, None)
+    }
+}
+
+impl PromptBook {
+    pub(crate) fn new(redact: Option<Redactor>, cap: usize, jsonl: Option<File>) -> Self {
+        PromptBook {
+            redact,
+            cap,
+            models: Mutex::default(),
+            recent: Mutex::default(),
+            jsonl: Mutex::new(jsonl),
+            warnings: Mutex::default(),
+            recorders: AtomicUsize::new(0),
+        }
+    }
+
+    /// The record of `call`: redacted first, then capped, so nothing unredacted is kept.
+    pub(crate) fn prepare(
+        &self,
+        call: LlmCall,
+        span_path: Vec<&'static str>,
+        unix_nanos: u64,
+    ) -> PromptRecord {
+        let LlmCall {
+            model,
+            provider,
+            mut messages,
+            mut response,
+            input_tokens,
+            output_tokens,
+            finish_reason,
+            latency_ns,
+        } = call;
+        if let Some(redact) = &self.redact {
+            for m in &mut messages {
+                m.content = redact(&m.content);
+            }
+            response = redact(&response);
+        }
+        let mut truncated = false;
+        for m in &mut messages {
+            truncated |= cap_text(&mut m.content, self.cap);
+        }
+        truncated |= cap_text(&mut response, self.cap);
+        PromptRecord {
+            model,
+            provider,
+            messages,
+            response,
+            input_tokens,
+            output_tokens,
+            finish_reason,
+            latency_ns,
+            span_path,
+            unix_nanos,
+            truncated,
+        }
+    }
+
+    /// Counts the record, keeps it among the recent ones, and appends it to the JSONL
+    /// file (flushed: a crash later loses nothing already recorded).
+    pub(crate) fn add(&self, record: &PromptRecord) {
+        {
+            let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+            let m = models.entry(record.model.clone()).or_default();
+            m.provider = record.provider.clone().or(m.provider.take());
+            m.calls += 1;
+            m.input_tokens += record.input_tokens.unwrap_or(0);
+            m.output_tokens += record.output_tokens.unwrap_or(0);
+            if let Some(ns) = record.latency_ns {
+                m.latency.record(ns);
+            }
+        }
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(record.clone());
+        }
+        let mut jsonl = self.jsonl.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = jsonl.as_mut() {
+            let mut line = serde_json::to_string(record).expect("a record always serializes");
+            line.push('\n');
+            if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+                *jsonl = None; // stop writing; say so once
+                self.warnings
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(format!(
+                        "prompt records are no longer appended to the JSONL file: {e}"
+                    ));
+            }
+        }
+    }
+
+    /// The report section and the warnings so far.
+    pub(crate) fn report(&self) -> (PromptReport, Vec<String>) {
+        let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        let report = PromptReport {
+            models: models
+                .iter()
+                .map(|(model, m)| ModelStats {
+                    model: model.clone(),
+                    provider: m.provider.clone(),
+                    calls: m.calls,
+                    input_tokens: m.input_tokens,
+                    output_tokens: m.output_tokens,
+                    latency_mean: m.latency.mean().map(Duration::from_nanos),
+                    latency_p95: m.latency.quantile(0.95).map(Duration::from_nanos),
+                })
+                .collect(),
+            recent: self
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned()
+                .collect(),
+        };
+        (
+            report,
+            self.warnings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// The prompts part of a report.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PromptReport {
+    /// Per model, by name.
+    pub models: Vec<ModelStats>,
+    /// The last few records, oldest first.
+    pub recent: Vec<PromptRecord>,
+}
+
+/// One model's calls.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ModelStats {
+    /// The model.
+    pub model: String,
+    /// Who serves it, as last given.
+    pub provider: Option<String>,
+    /// Recorded calls.
+    pub calls: u64,
+    /// Prompt tokens, summed.
+    pub input_tokens: u64,
+    /// Response tokens, summed.
+    pub output_tokens: u64,
+    /// Mean latency of the timed calls.
+    pub latency_mean: Option<Duration>,
+    /// 95th-percentile latency of the timed calls (within 3.125 %).
+    pub latency_p95: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capping_cuts_on_a_character_boundary_and_marks_the_cut() {
+        let mut text = "ééééé".to_string(); // 10 bytes
+        assert!(cap_text(&mut text, 5));
+        assert_eq!(text, "éé…[truncated 6 bytes]");
+        let mut short = "ok".to_string();
+        assert!(!cap_text(&mut short, 5));
+        assert_eq!(short, "ok");
+    }
+
+    #[test]
+    fn redaction_comes_before_the_cap() {
+        let redact: Redactor = Arc::new(|t: &str| t.replace("secret-token", "[redacted]"));
+        let book = PromptBook::new(Some(redact), 20, None);
+        let call = LlmCall::new("m")
+            .prompt("my secret-token is here")
+            .response("ok secret-token");
+        let record = book.prepare(call, vec![], 0);
+        assert_eq!(
+            record.messages[0].content,
+            "my [redacted] is her…[truncated 1 bytes]"
+        );
+        assert_eq!(record.response, "ok [redacted]");
+        assert!(record.truncated);
+    }
+}

@@ -1,0 +1,343 @@
+//! OTLP export: every finished span, sent to a collector without slowing the program.
+//!
+//! Turned on by an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
+//! [`Builder::otlp_endpoint`](crate::Builder::otlp_endpoint)); with none, nothing is
+//! built and nothing touches the network. The variables and their defaults are in
+//! [`config`].
+//!
+//! # How a span travels
+//!
+//! 1. **Creation** (program thread): the sampling decision is made at the root of a
+//!    trace and inherited below it; a sampled span gets an export record
+//!    with its ids (trace, span, parent: exactly the tracing span tree, also across
+//!    threads and tasks) and its fields as typed attributes.
+//! 2. **While alive**: `Span::record` values, events inside it (as span events; an
+//!    ERROR event also sets the Error status) and follows-from links are added.
+//! 3. **Close** (program thread): busy time, end time, panic status and spanlab's own
+//!    attributes (GPU, seeds, GenAI) are filled in and the record is offered to a
+//!    bounded queue. A full queue drops it and counts it: the program never waits.
+//! 4. **Exporter thread**: batches, converts to
+//!    `opentelemetry_sdk::trace::SpanData` and calls `opentelemetry_otlp::SpanExporter`
+//!    (gRPC or HTTP/protobuf, with the specification's retries).
+//!
+//! The [`Guard`](crate::Guard) flushes on drop, waiting at most the flush timeout
+//! (5 s by default), and the report's export section accounts for every span:
+//! `exported + dropped + failed + pending == finished`.
+//!
+//! # Example
+//!
+//! Any `opentelemetry_sdk` span exporter can stand in for OTLP (here one that keeps the
+//! spans in memory), and the report says where every span went:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use opentelemetry_sdk::{error::OTelSdkResult, trace::{SpanData, SpanExporter}};
+//! use tracing_subscriber::prelude::*;
+//!
+//! #[derive(Debug, Clone, Default)]
+//! struct Keep(Arc<Mutex<Vec<SpanData>>>);
+//! impl SpanExporter for Keep {
+//!     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+//!         self.0.lock().unwrap().extend(batch);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let kept = Keep::default();
+//! let (layer, guard) = spanlab::SpanLab::builder()
+//!     .ignore_env()
+//!     .report_to(spanlab::ReportTarget::Off)
+//!     .otlp_exporter(kept.clone())
+//!     .build();
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+//!     let _epoch = tracing::info_span!("epoch", n = 1).entered();
+//!     tracing::info_span!("forward").in_scope(|| ());
+//! });
+//! drop(guard); // flushes, then reports
+//! let spans = kept.0.lock().unwrap();
+//! let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+//! assert_eq!(names, ["forward", "epoch"]);
+//! assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+//! ```
+//!
+//! The exporter thread (and the runtime's blocking threads) run with tracing's no-op
+//! dispatcher as their default: what tonic, hyper and h2 trace there reaches no
+//! subscriber, so export never feeds on itself and costs the program's subscriber
+//! nothing.
+
+pub mod config;
+pub(crate) mod convert;
+pub mod genai;
+pub(crate) mod hooks;
+pub(crate) mod pipeline;
+pub(crate) mod span;
+mod transport;
+
+use std::time::Duration;
+
+use tracing_core::span::Attributes;
+
+pub(crate) use config::ExportConfig;
+pub use config::{Protocol, RemoteParent, Sampler};
+pub use convert::attributes;
+pub(crate) use pipeline::DynExporter;
+
+use crate::core::clock::Clock;
+use crate::core::spans::Owned;
+use crate::core::spans::{ExportPtr, SpanState, ThreadState};
+use crate::sinks::report::ExportReport;
+use pipeline::{Pipeline, SharedOutbox};
+use span::{ExportSpan, Failure};
+
+/// Makes the calling thread trace into nothing, for good (export's own threads).
+pub(crate) fn silence_this_thread() {
+    std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));
+    yield_to_the_program();
+}
+
+/// Lowers the calling thread's scheduling priority (nice +10): when the program's own
+/// threads want every core, export runs in what is left, and a span it cannot send in
+/// time is dropped and counted rather than the program slowed. (On Linux `setpriority`
+/// with `PRIO_PROCESS` and id 0 applies to the calling thread alone.)
+fn yield_to_the_program() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread; lowering one's own priority
+    // needs no privilege, and a failure leaves the priority as it was.
+    unsafe {
+        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, (current + 10).min(19));
+    }
+}
+
+/// Export, running: the sampling rule and the queue to the exporter thread.
+pub(crate) struct Export {
+    sampler: Sampler,
+    remote: Option<RemoteParent>,
+    pub(crate) capture_content: bool,
+    flush_timeout: Duration,
+    /// `"grpc http://…"`, for the report.
+    target: String,
+    pipeline: Pipeline,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Export {
+    /// Builds the exporter (`custom`, or OTLP from `config`) and starts its thread.
+    pub(crate) fn start(
+        config: &ExportConfig,
+        custom: Option<Box<dyn DynExporter>>,
+        clock: Clock,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Export, String> {
+        // One I/O thread: it sends a batch while the exporter thread converts the next.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .thread_name("spanlab-otlp")
+            .on_thread_start(silence_this_thread)
+            .build()
+            .map_err(|e| format!("cannot start the export runtime: {e}"))?;
+        let shared = std::sync::Arc::new(pipeline::Shared::default());
+        let (exporter, target, counts_attempts) = match custom {
+            Some(exporter) => (exporter, "custom exporter".to_string(), false),
+            None => {
+                // tonic's lazy channel needs the runtime's context to be built.
+                let _context = runtime.enter();
+                let exporter = transport::build(config, shared.clone())?;
+                let endpoint = config.endpoint.as_deref().unwrap_or_default();
+                (
+                    exporter,
+                    format!("{} {endpoint}", config.protocol.as_str()),
+                    true,
+                )
+            }
+        };
+        let converter = convert::Converter::new(clock, convert::resource(config, env));
+        let pipeline = Pipeline::start(
+            shared,
+            exporter,
+            runtime,
+            converter,
+            counts_attempts,
+            config.queue_size,
+            config.batch_size,
+            config.schedule_delay,
+        )
+        .map_err(|e| format!("cannot start the exporter thread: {e}"))?;
+        Ok(Export {
+            sampler: config.sampler,
+            remote: config.remote_parent,
+            capture_content: config.capture_content,
+            flush_timeout: config.flush_timeout,
+            target,
+            pipeline,
+        })
+    }
+
+    /// A new span's record, or none when its trace is not sampled. `parent`: the
+    /// parent span's record when spanlab knows the parent (`ExportPtr::NONE` when the
+    /// parent is not sampled), `None` for a root span.
+    #[inline]
+    pub(crate) fn begin(
+        &self,
+        owned: &mut Owned<'_>,
+        attrs: &Attributes<'_>,
+        parent: Option<ExportPtr>,
+        now: u64,
+    ) -> ExportPtr {
+        let (trace_id, parent) = match parent {
+            // SAFETY: the parent is alive (the new span holds a reference to it).
+            Some(p) => match unsafe { ExportSpan::ids(p) } {
+                Some((trace, span)) => (trace, Some((span, false))),
+                None => return ExportPtr::NONE, // the parent's trace is not sampled
+            },
+            None => match self.remote {
+                Some(remote) => {
+                    if !self
+                        .sampler
+                        .sample_root(remote.trace_id, Some(remote.sampled))
+                    {
+                        return ExportPtr::NONE;
+                    }
+                    (remote.trace_id, Some((remote.span_id, true)))
+                }
+                None => {
+                    let trace = span::new_trace_id();
+                    if !self.sampler.sample_root(trace, None) {
+                        return ExportPtr::NONE;
+                    }
+                    (trace, None)
+                }
+            },
+        };
+        let meta = attrs.metadata();
+        let mut record = match owned.private.export_pool.pop() {
+            Some(record) => record,
+            None => self
+                .refill(owned)
+                .unwrap_or_else(|| ExportSpan::blank(meta)),
+        };
+        record.reset(meta, trace_id, parent, now);
+        // Into the record's own buffer, which keeps its capacity from use to use.
+        let mut visitor = span::FieldVisitor {
+            attributes: std::mem::take(&mut record.attributes),
+            text: std::mem::take(&mut record.text),
+            message: None,
+        };
+        attrs.record(&mut visitor);
+        record.attributes = visitor.attributes;
+        record.text = visitor.text;
+        record.into_ptr()
+    }
+
+    /// This thread's outbox (registered with the exporter on first use).
+    #[inline]
+    fn outbox<'a>(&self, state: &'a ThreadState) -> &'a SharedOutbox {
+        state.export_outbox.get_or_init(|| self.pipeline.register())
+    }
+
+    /// Takes back the records the exporter is done with; one of them, if any.
+    #[cold]
+    fn refill(&self, owned: &mut Owned<'_>) -> Option<Box<ExportSpan>> {
+        let outbox = self.outbox(owned.state);
+        std::mem::swap(
+            &mut pipeline::lock(outbox).spare,
+            &mut owned.private.export_pool,
+        );
+        owned.private.export_pool.pop()
+    }
+
+    /// A sampled span closed: completes its record and queues it. `end` is the close
+    /// time for a span never entered.
+    pub(crate) fn finish(
+        &self,
+        owned: &mut Owned<'_>,
+        mut record: Box<ExportSpan>,
+        state: &SpanState,
+        panicking: bool,
+        end: impl FnOnce() -> u64,
+    ) {
+        record.end_ticks = if state.entered {
+            state.last_exit
+        } else {
+            end()
+        };
+        record.busy_ticks = state.busy_ticks;
+        if panicking || state.panicked {
+            record.rare_mut().failure = Some(Failure::Panicked);
+        } else if state.errors > 0 && record.failure().is_none() {
+            // The ERROR event was seen, but on a path that kept no message.
+            record.rare_mut().failure = Some(Failure::Error("error".into()));
+        }
+        let state = owned.state;
+        state.export_finished.bump();
+        if !self
+            .pipeline
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let mut outbox = pipeline::lock(self.outbox(state));
+            if outbox.ready.len() < self.pipeline.capacity {
+                outbox.ready.push(record);
+                return;
+            }
+        }
+        // No room, or export has stopped: dropped, counted, and the record kept for
+        // reuse (up to a full queue's worth: a thread that only closes spans made
+        // elsewhere never draws from its pool).
+        state.export_dropped.bump();
+        if owned.private.export_pool.len() < self.pipeline.capacity {
+            owned.private.export_pool.push(record);
+        }
+    }
+
+    /// Sends what is queued and stops the exporter thread, waiting at most the flush
+    /// timeout. Spans finished later are dropped and counted.
+    pub(crate) fn shutdown(&self) {
+        self.pipeline.shutdown(self.flush_timeout);
+    }
+
+    /// The export section of a report.
+    pub(crate) fn report<'a>(
+        &self,
+        threads: impl Iterator<Item = &'a ThreadState>,
+    ) -> ExportReport {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut finished, mut dropped) = (0, 0);
+        for t in threads {
+            finished += t.export_finished.get();
+            dropped += t.export_dropped.get();
+        }
+        let shared = &self.pipeline.shared;
+        let exported = shared.exported.load(Relaxed);
+        let failed = shared.failed.load(Relaxed);
+        let batches = shared.batches.load(Relaxed);
+        ExportReport {
+            target: self.target.clone(),
+            finished,
+            exported,
+            dropped,
+            failed,
+            pending: finished.saturating_sub(exported + dropped + failed),
+            batches,
+            failed_batches: shared.failed_batches.load(Relaxed),
+            retries: shared.attempts.load(Relaxed).saturating_sub(batches),
+            last_error: shared
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! Sinks: where what was measured goes.
+#[cfg(feature = "otlp")]
+pub mod export;
+pub mod report;

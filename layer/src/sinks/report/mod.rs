@@ -1,0 +1,164 @@
+//! The end-of-run report: text for people, JSON and folded stacks for machines.
+//!
+//! A [`Report`] is a plain value built from a [`Profile`](crate::Profile) at one moment.
+//! The [`Guard`](crate::Guard) builds one when it is dropped (also while `main` unwinds
+//! from a panic, and on SIGINT/SIGTERM when asked) and writes it where the
+//! configuration says; a program can also build one at any time and render it itself.
+//!
+//! | format | method | made for |
+//! |---|---|---|
+//! | text | [`Report::to_text`] (and `Display`) | a terminal: tree-ordered, aligned, human units |
+//! | JSON | [`Report::to_json`] | scripts and diffing runs; schema in [`json`] |
+//! | folded stacks | [`Report::to_folded`] | `inferno-flamegraph` / `flamegraph.pl`, self time as weight |
+
+mod export;
+pub mod json;
+mod text;
+
+use std::time::Duration;
+
+pub use export::ExportReport;
+
+use crate::core::stats::PathStats;
+use crate::riders::gpu::GpuReport;
+use crate::riders::llm::PromptReport;
+use crate::riders::rng::SeedReport;
+
+/// Everything measured up to one moment, ready to render.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Time from building the layer to making this report.
+    pub elapsed: Duration,
+    /// Per-path statistics in tree order (see [`Profile::paths`](crate::Profile::paths)).
+    pub paths: Vec<PathStats>,
+    /// Spans closed without ever being entered (counted, not timed).
+    pub spans_never_entered: u64,
+    /// The root seed, its replay line, and what each seeded path drew.
+    pub seeds: SeedReport,
+    /// GPU memory per measured path and device.
+    pub gpu: GpuReport,
+    /// LLM calls per model, and the last few records.
+    pub prompts: PromptReport,
+    /// Where OTLP export sent the finished spans; `None` when export is off.
+    pub export: Option<ExportReport>,
+    /// Problems the run should know about (bad configuration values, bad `seed`
+    /// fields, unwritable files).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub(crate) fn new(
+        elapsed: Duration,
+        paths: Vec<PathStats>,
+        spans_never_entered: u64,
+        seeds: SeedReport,
+    ) -> Self {
+        Report {
+            elapsed,
+            paths,
+            spans_never_entered,
+            seeds,
+            gpu: GpuReport::default(),
+            prompts: PromptReport::default(),
+            export: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The human-readable report: one aligned row per path, in tree order.
+    ///
+    /// ```text
+    /// spanlab report: 5 paths, 12,900 calls, 1.46 s elapsed
+    /// path              calls    total     self     mean      std      min      p50      p95      p99      max  err  panic
+    /// epoch               100   1.46 s  8.86 ms  14.6 ms  1.17 ms  13.1 ms  14.4 ms  16.9 ms  17.7 ms  17.7 ms    0      0
+    /// epoch > forward   3,200   1.09 s   1.09 s   340 µs  42.6 µs   292 µs   321 µs   420 µs   470 µs   854 µs    0      0
+    /// ```
+    pub fn to_text(&self) -> String {
+        text::render(self)
+    }
+
+    /// The report as JSON (pretty-printed), in the schema documented in [`json`].
+    pub fn to_json(&self) -> String {
+        json::render(self)
+    }
+
+    /// Folded stacks, one line per path with self time (ns) as the weight:
+    /// `epoch;forward 1012345678`. Feed to `inferno-flamegraph` for a flame graph.
+    pub fn to_folded(&self) -> String {
+        let mut out = String::new();
+        for p in self.paths.iter().filter(|p| !p.self_time.is_zero()) {
+            let frames: Vec<String> = p.path.iter().map(|n| sanitize_frame(n)).collect();
+            out.push_str(&frames.join(";"));
+            out.push(' ');
+            out.push_str(&p.self_time.as_nanos().to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// Folded-stack frames may not contain `;` (frame separator) or line breaks.
+fn sanitize_frame(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == ';' || c.is_control() { '_' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::riders::rng::{RootSeed, SeedSource, SeededPath};
+
+    pub(crate) fn sample_report() -> Report {
+        let stats = |path: Vec<&'static str>, calls: u64, total_ms: u64, self_ms: u64| {
+            let mut a = crate::core::stats::Aggregate::default();
+            for i in 0..calls {
+                let ns = total_ms * 1_000_000 / calls + i;
+                a.calls += 1;
+                a.min = a.min.min(ns);
+                a.max = a.max.max(ns);
+                a.moments.push(ns);
+                a.busy += ns;
+                a.hist[crate::core::stats::histogram_index(ns)] += 1;
+            }
+            a.self_time = self_ms * 1_000_000;
+            PathStats::from_aggregate(path, &a, crate::core::stats::TickScale(1.0))
+        };
+        Report::new(
+            Duration::from_millis(1500),
+            vec![
+                stats(vec!["epoch"], 10, 1200, 100),
+                stats(vec!["epoch", "forward;odd"], 80, 700, 700),
+                stats(vec!["epoch", "backward"], 80, 400, 0),
+            ],
+            2,
+            SeedReport {
+                root: RootSeed {
+                    value: 7,
+                    source: SeedSource::Env,
+                },
+                replay: "SPANLAB_SEED=7 ./train".into(),
+                paths: vec![SeededPath {
+                    path: vec!["epoch", "shuffle"],
+                    seeds: vec![(1, 4), (2, 6)],
+                    calls: 10,
+                    draws: 1280,
+                    digest: 0xDEAD_BEEF,
+                }],
+            },
+        )
+    }
+
+    #[test]
+    fn folded_uses_self_time_and_skips_zero_weights() {
+        let folded = sample_report().to_folded();
+        assert_eq!(folded, "epoch 100000000\nepoch;forward_odd 700000000\n");
+    }
+}

@@ -1,0 +1,411 @@
+//! The text report: tree-ordered rows, right-aligned columns, human units.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::Report;
+use crate::core::stats::QUANTILE_RELATIVE_ERROR;
+
+pub(super) fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let calls: u64 = r.paths.iter().map(|p| p.calls).sum();
+    let _ = writeln!(
+        out,
+        "spanlab report: {} paths, {} calls, {} elapsed",
+        r.paths.len(),
+        thousands(calls),
+        human(r.elapsed)
+    );
+    if r.paths.is_empty() {
+        out.push_str("(no spans were recorded)\n");
+    }
+    let show_idle = r.paths.iter().any(|p| !p.idle.is_zero());
+    // Sums over calls first (total, self), then per-call figures.
+    let mut header: Vec<&str> = vec![
+        "calls", "total", "self", "mean", "std", "min", "p50", "p95", "p99", "max",
+    ];
+    if show_idle {
+        header.push("idle");
+    }
+    header.extend(["err", "panic"]);
+
+    let rows: Vec<Vec<String>> = r
+        .paths
+        .iter()
+        .map(|p| {
+            let mut cells = vec![p.path_string(), thousands(p.calls)];
+            cells.extend(
+                [
+                    p.total,
+                    p.self_time,
+                    p.mean,
+                    p.std,
+                    p.min,
+                    p.p50,
+                    p.p95,
+                    p.p99,
+                    p.max,
+                ]
+                .map(human),
+            );
+            if show_idle {
+                cells.push(human(p.idle));
+            }
+            cells.push(p.errors.to_string());
+            cells.push(p.panics.to_string());
+            cells
+        })
+        .collect();
+
+    if !rows.is_empty() {
+        header.insert(0, "path");
+        table(&mut out, &header, rows, &[0]);
+        let _ = writeln!(
+            out,
+            "(total, self and idle: sums over calls; self = time entered minus time in child spans; \
+             mean to max: per call, quantiles within {:.1}%)",
+            QUANTILE_RELATIVE_ERROR * 100.0
+        );
+    }
+    render_gpu(&mut out, &r.gpu);
+    render_prompts(&mut out, &r.prompts);
+    render_seeds(&mut out, &r.seeds);
+    if let Some(export) = &r.export {
+        export.render(&mut out);
+    }
+    if r.spans_never_entered > 0 {
+        let _ = writeln!(
+            out,
+            "{} spans were closed without being entered (not timed)",
+            r.spans_never_entered
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// The GPU section, when any span was measured: one row per path and device.
+fn render_gpu(out: &mut String, gpu: &crate::riders::gpu::GpuReport) {
+    if gpu.paths.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "gpu memory ({}):",
+        gpu.probe.as_deref().unwrap_or("no probe")
+    );
+    let header = [
+        "path",
+        "device",
+        "calls",
+        "mean delta",
+        "max delta",
+        "max peak",
+        "reserved",
+        "device used",
+        "energy",
+    ];
+    let rows: Vec<[String; 9]> = gpu
+        .paths
+        .iter()
+        .map(|p| {
+            let watts = p
+                .average_watts
+                .filter(|w| *w > 0.0)
+                .map_or(String::new(), |w| format!(", {w:.0} W"));
+            let energy = if p.below_resolution > 0 {
+                format!(
+                    "{:.2} J{watts} ({} below resolution)",
+                    p.energy_joules, p.below_resolution
+                )
+            } else if p.energy_joules > 0.0 {
+                format!("{:.2} J{watts}", p.energy_joules)
+            } else {
+                "-".to_string()
+            };
+            [
+                p.path.join(" > "),
+                p.device.to_string(),
+                thousands(p.calls),
+                signed_bytes(p.mean_delta_bytes),
+                signed_bytes(p.max_delta_bytes as f64),
+                bytes(p.max_peak_bytes as f64),
+                p.max_reserved_bytes.map_or("-".into(), |b| bytes(b as f64)),
+                p.device_used_bytes.map_or("-".into(), |b| bytes(b as f64)),
+                energy,
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &header,
+        rows.into_iter().map(Vec::from).collect(),
+        &[0],
+    );
+}
+
+/// Writes aligned columns, two spaces apart: `left` columns left-aligned, the others
+/// right-aligned; no trailing spaces.
+fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>, left: &[usize]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(header[c].chars().count())
+        })
+        .collect();
+    let header = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for row in header.into_iter().chain(rows) {
+        let mut line = String::new();
+        for (c, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            let sep = if c == 0 { "" } else { "  " };
+            if left.contains(&c) {
+                let _ = write!(line, "{sep}{cell:<w$}");
+            } else {
+                let _ = write!(line, "{sep}{cell:>w$}");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// The prompts section: per model, then the last few records, shortened.
+fn render_prompts(out: &mut String, prompts: &crate::riders::llm::PromptReport) {
+    if prompts.models.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "prompts:");
+    let header = [
+        "model",
+        "provider",
+        "calls",
+        "tokens in",
+        "tokens out",
+        "latency mean",
+        "latency p95",
+    ];
+    let latency = |d: Option<Duration>| d.map_or("-".into(), human);
+    let rows = prompts
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                m.model.clone(),
+                m.provider.clone().unwrap_or_else(|| "-".into()),
+                thousands(m.calls),
+                thousands(m.input_tokens),
+                thousands(m.output_tokens),
+                latency(m.latency_mean),
+                latency(m.latency_p95),
+            ]
+        })
+        .collect();
+    table(out, &header, rows, &[0, 1]);
+    let _ = writeln!(out, "last {} records:", prompts.recent.len());
+    for record in &prompts.recent {
+        let line = record.to_string();
+        let shown: String = line.chars().take(100).collect();
+        let more = if shown.len() < line.len() { "…" } else { "" };
+        let _ = writeln!(out, "  {shown}{more}");
+    }
+}
+
+/// Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `256 MiB`.
+pub(crate) fn bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = b.abs();
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{value:.0} B");
+    }
+    let decimals = if value < 9.995 {
+        2
+    } else if value < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {}", UNITS[unit])
+}
+
+/// [`bytes`] with a sign: `+256 MiB`, `-1.00 KiB`, `0 B`.
+fn signed_bytes(b: f64) -> String {
+    match b {
+        b if b > 0.0 => format!("+{}", bytes(b)),
+        b if b < 0.0 => format!("-{}", bytes(b)),
+        _ => "0 B".into(),
+    }
+}
+
+/// The seeds section: the root seed and its replay line, then one row per seeded path.
+fn render_seeds(out: &mut String, seeds: &crate::riders::rng::scopes::SeedReport) {
+    use crate::riders::rng::SeedSource;
+    let source = match seeds.root.source {
+        SeedSource::Env => "from SPANLAB_SEED",
+        SeedSource::Builder => "from the builder",
+        SeedSource::Os => "from the OS",
+    };
+    let _ = writeln!(
+        out,
+        "seeds: root {} ({source}); replay: {}",
+        seeds.root.value, seeds.replay
+    );
+    if seeds.paths.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 4;
+    let rows: Vec<[String; 5]> = seeds
+        .paths
+        .iter()
+        .map(|p| {
+            let mut list: Vec<String> = p
+                .seeds
+                .iter()
+                .take(SHOWN)
+                .map(|&(seed, calls)| {
+                    if calls == 1 {
+                        seed.to_string()
+                    } else {
+                        format!("{seed} (x{calls})")
+                    }
+                })
+                .collect();
+            if p.seeds.len() > SHOWN {
+                list.push(format!("... {} distinct", p.seeds.len()));
+            }
+            [
+                p.path.join(" > "),
+                thousands(p.calls),
+                thousands(p.draws),
+                format!("{:016x}", p.digest),
+                list.join(", "),
+            ]
+        })
+        .collect();
+    let header = ["seeded path", "calls", "draws", "digest", "seeds"];
+    table(
+        out,
+        &header,
+        rows.into_iter().map(Vec::from).collect(),
+        &[0, 3, 4],
+    );
+}
+
+/// A duration with three significant digits and a unit: `812 ns`, `12.3 µs`, `4.56 ms`,
+/// `1.23 s`, `2m05s`, `1h02m`.
+pub(crate) fn human(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let secs = d.as_secs();
+    if ns < 1_000 {
+        return format!("{ns} ns");
+    }
+    if secs >= 3600 {
+        return format!("{}h{:02}m", secs / 3600, secs % 3600 / 60);
+    }
+    if secs >= 60 {
+        return format!("{}m{:02}s", secs / 60, secs % 60);
+    }
+    let (value, unit) = match ns {
+        n if n < 1_000_000 => (n as f64 / 1e3, "µs"),
+        n if n < 1_000_000_000 => (n as f64 / 1e6, "ms"),
+        n => (n as f64 / 1e9, "s"),
+    };
+    let decimals = if value < 9.995 {
+        2
+    } else if value < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// `1234567` → `1,234,567`.
+pub(super) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        let cases = [
+            (0, "0 ns"),
+            (812, "812 ns"),
+            (12_345, "12.3 µs"),
+            (4_561_000, "4.56 ms"),
+            (999_999_999, "1000 ms"),
+            (1_234_000_000, "1.23 s"),
+            (125_000_000_000, "2m05s"),
+            (3_725_000_000_000, "1h02m"),
+        ];
+        for (ns, want) in cases {
+            assert_eq!(human(Duration::from_nanos(ns)), want, "{ns} ns");
+        }
+    }
+
+    #[test]
+    fn byte_units() {
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(1536.0), "1.50 KiB");
+        assert_eq!(bytes((256u64 << 20) as f64), "256 MiB");
+        assert_eq!(signed_bytes((256u64 << 20) as f64), "+256 MiB");
+        assert_eq!(signed_bytes(-1024.0), "-1.00 KiB");
+        assert_eq!(signed_bytes(0.0), "0 B");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn columns_align_and_rows_follow_tree_order() {
+        let text = crate::sinks::report::tests::sample_report().to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("spanlab report: 3 paths, 170 calls, 1.50 s elapsed"),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("path "));
+        assert!(lines[2].starts_with("epoch "));
+        assert!(lines[3].starts_with("epoch > forward;odd "));
+        assert!(lines[4].starts_with("epoch > backward "));
+        // Every row is as wide as the header: the columns line up.
+        let width = lines[1].chars().count();
+        assert!(
+            lines[2..5].iter().all(|l| l.chars().count() == width),
+            "{text}"
+        );
+        assert!(text.contains("2 spans were closed without being entered"));
+        assert!(
+            text.contains("seeds: root 7 (from SPANLAB_SEED); replay: SPANLAB_SEED=7 ./train"),
+            "{text}"
+        );
+        assert!(
+            text.contains("epoch > shuffle     10  1,280  00000000deadbeef  1 (x4), 2 (x6)"),
+            "{text}"
+        );
+    }
+}
