@@ -119,10 +119,8 @@ impl Guard {
     pub(crate) fn new(emitter: Arc<Emitter>, report_on_signal: bool) -> Self {
         #[cfg(all(unix, feature = "signals"))]
         let _signals = if report_on_signal {
-            match {
-                let emitter = emitter.clone();
-                crate::signals::SignalWatcher::start(Arc::new(move || emitter.emit_once()))
-            } {
+            let watched = emitter.clone();
+            match crate::signals::SignalWatcher::start(Arc::new(move || watched.emit_once())) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     print_stderr(&format!("spanlab: cannot watch SIGINT/SIGTERM ({e}); the report is written at exit only\n"));
