@@ -53,9 +53,10 @@
 mod builder;
 pub mod config;
 mod core;
-mod features;
 mod files;
 mod guard;
+mod lab;
+mod layer;
 mod profile;
 mod riders;
 #[cfg(all(unix, feature = "signals"))]
@@ -70,11 +71,11 @@ pub use riders::{gpu, llm, rng};
 pub use sinks::export;
 pub use sinks::report;
 
-pub use crate::core::layer::SpanLabLayer;
 pub use crate::core::stats::PathStats;
 pub use builder::{Builder, InitError, SpanLab};
 pub use config::{ConfigError, ReportTarget};
 pub use guard::Guard;
+pub use layer::SpanLabLayer;
 pub use profile::Profile;
 pub use report::{ExportReport, Report};
 pub use rng::{rng, SeededRng};

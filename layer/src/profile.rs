@@ -9,59 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::AtomicUsize;
-
-use crate::core::clock::Clock;
-use crate::core::paths::{self, PathTable};
-use crate::core::spans::Threads;
-use crate::core::stats::{Aggregate, PathStats};
-use crate::riders::gpu::{GpuConfig, GpuTracker};
-use crate::riders::llm::PromptBook;
-use crate::riders::rng::scopes::{SeedBook, SeedReport, SeededPath};
+use crate::core::layer::Assembly;
+use crate::core::paths;
+use crate::core::stats::PathStats;
+use crate::lab::{self, Riders};
+use crate::riders::rng::scopes::{SeedReport, SeededPath};
 use crate::sinks::report::Report;
-
-/// Everything the layer writes, shared with the readers.
-pub(crate) struct ProfileData {
-    pub(crate) clock: Clock,
-    pub(crate) paths: PathTable,
-    pub(crate) threads: Threads,
-    pub(crate) seeds: SeedBook,
-    pub(crate) gpu: GpuTracker,
-    pub(crate) prompts: PromptBook,
-    /// Spans alive that use a feature (seed, GPU): see [`crate::features`].
-    pub(crate) featured: AtomicUsize,
-    /// OTLP export, when it is on.
-    #[cfg(feature = "otlp")]
-    pub(crate) export: Option<crate::sinks::export::Export>,
-}
-
-impl ProfileData {
-    pub(crate) fn new(gpu: GpuConfig) -> Self {
-        Self::with(Clock::new(), gpu)
-    }
-
-    /// With the builder's prompt settings.
-    pub(crate) fn configured(gpu: GpuConfig, prompts: PromptBook) -> Self {
-        ProfileData {
-            prompts,
-            ..Self::new(gpu)
-        }
-    }
-
-    pub(crate) fn with(clock: Clock, gpu: GpuConfig) -> Self {
-        ProfileData {
-            clock,
-            paths: PathTable::default(),
-            threads: Threads::default(),
-            seeds: SeedBook::default(),
-            gpu: GpuTracker::new(gpu),
-            prompts: PromptBook::default(),
-            featured: AtomicUsize::new(0),
-            #[cfg(feature = "otlp")]
-            export: None,
-        }
-    }
-}
 
 /// A live handle on per-path statistics: the `t.elapsed` of Python's `with Timer() as t`.
 ///
@@ -80,7 +33,7 @@ impl ProfileData {
 /// ```
 #[derive(Clone)]
 pub struct Profile {
-    data: Arc<ProfileData>,
+    lab: Arc<Assembly<Riders>>,
 }
 
 impl std::fmt::Debug for Profile {
@@ -92,82 +45,45 @@ impl std::fmt::Debug for Profile {
 }
 
 impl Profile {
-    pub(crate) fn from_data(data: Arc<ProfileData>) -> Self {
-        Profile { data }
+    pub(crate) fn from_assembly(lab: Arc<Assembly<Riders>>) -> Self {
+        Profile { lab }
     }
 
     /// Statistics of one path, written as in the report: `"epoch > forward"` (spaces
     /// around `>` optional). `None` until a span of that path has finished (been
     /// entered and closed), as in [`Profile::paths`].
     pub fn get(&self, path: &str) -> Option<PathStats> {
-        let names = paths::parse(path);
-        let id = self.data.paths.find(&names)?;
-        let (mut merged, mut scratch) = (Aggregate::default(), Aggregate::default());
-        for thread in self.data.threads.iter() {
-            thread.slots_stats.merge_path(id, &mut merged, &mut scratch);
-        }
-        if merged.calls == 0 {
-            return None;
-        }
-        let entries = self.data.paths.entries();
-        Some(PathStats::from_aggregate(
-            paths::names(&entries, id),
-            &merged,
-            self.data.clock.scale(),
-        ))
+        self.lab.core.get(path)
     }
 
     /// Every path with at least one finished call, in tree order (each path followed by
     /// its children; siblings in order of first appearance).
     pub fn paths(&self) -> Vec<PathStats> {
-        let entries = self.data.paths.entries();
-        let mut merged: Vec<Aggregate> = Vec::new();
-        let mut scratch = Aggregate::default();
-        for thread in self.data.threads.iter() {
-            thread.slots_stats.merge_all(&mut merged, &mut scratch);
-        }
-        let scale = self.data.clock.scale();
-        paths::tree_order(&entries)
-            .into_iter()
-            .filter_map(|id| {
-                let a = merged.get(id as usize).filter(|a| a.calls > 0)?;
-                Some(PathStats::from_aggregate(
-                    paths::names(&entries, id),
-                    a,
-                    scale,
-                ))
-            })
-            .collect()
+        self.lab.core.paths()
     }
 
     /// Spans closed without ever being entered (counted, not timed).
     pub fn spans_never_entered(&self) -> u64 {
-        self.data
-            .threads
-            .iter()
-            .map(|t| t.slots_stats.never_entered())
-            .sum()
+        self.lab.core.spans_never_entered()
     }
 
     /// Sends what export has queued and stops it (waiting at most its flush timeout).
     /// The guard does this before its report; spans finished later are dropped and
     /// counted.
     pub(crate) fn finish_export(&self) {
-        #[cfg(feature = "otlp")]
-        if let Some(export) = &self.data.export {
-            export.shutdown();
-        }
+        lab::finish_export(&self.lab.riders);
     }
 
     /// Time since the layer was built.
     pub fn elapsed(&self) -> Duration {
-        self.data.clock.elapsed()
+        self.lab.core.elapsed()
     }
 
     /// A report of everything measured so far (see [`Report`] for its formats).
     pub fn report(&self) -> Report {
-        let (seeded, warnings) = self.data.seeds.snapshot();
-        let entries = self.data.paths.entries();
+        let riders = &self.lab.riders;
+        let (seeded, warnings) = lab::seeds(riders).book.snapshot();
+        let entries = self.lab.core.paths.entries();
         let root = crate::riders::rng::root_seed();
         let seeds = SeedReport {
             root,
@@ -190,24 +106,17 @@ impl Profile {
                 })
                 .collect(),
         };
-        let (gpu, gpu_warnings) = self.data.gpu.report(&entries);
+        let (gpu, gpu_warnings) = lab::gpu(riders).book.report(&entries);
         let mut report = Report::new(
             self.elapsed(),
             self.paths(),
             self.spans_never_entered(),
             seeds,
         );
-        let (prompts, prompt_warnings) = self.data.prompts.report();
+        let (prompts, prompt_warnings) = lab::prompts(riders).book.report();
         report.gpu = gpu;
         report.prompts = prompts;
-        #[cfg(feature = "otlp")]
-        {
-            report.export = self
-                .data
-                .export
-                .as_ref()
-                .map(|e| e.report(self.data.threads.iter()));
-        }
+        report.export = lab::export_report(riders);
         report.warnings = warnings;
         report.warnings.extend(gpu_warnings);
         report.warnings.extend(prompt_warnings);

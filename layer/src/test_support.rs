@@ -1,22 +1,37 @@
 //! Helpers shared by the unit tests of several modules.
 
-use std::sync::Arc;
-
 use tracing_subscriber::prelude::*;
 
-use crate::core::layer::SpanLabLayer;
-use crate::profile::{Profile, ProfileData};
+use crate::core::clock::Clock;
+use crate::lab;
+use crate::layer::SpanLabLayer;
+use crate::profile::Profile;
+use crate::riders::gpu::GpuConfig;
 
 /// A layer on the real clock, and its profile.
 pub(crate) fn real_layer() -> (SpanLabLayer, Profile) {
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new(Default::default())));
+    layer_with(Clock::new(), GpuConfig::default())
+}
+
+/// A layer on `clock` with the GPU settings `gpu` (no export, default prompt
+/// settings), and its profile.
+pub(crate) fn layer_with(clock: Clock, gpu: GpuConfig) -> (SpanLabLayer, Profile) {
+    let layer = SpanLabLayer::new(lab::assemble(
+        clock,
+        gpu,
+        Default::default(),
+        Default::default(),
+    ));
     let profile = layer.profile();
     (layer, profile)
 }
 
 /// A dispatcher over the registry and `layer`, and a 4-worker tokio runtime whose
 /// workers use it as their default (tests must not install a global subscriber).
-pub(crate) fn runtime_with(layer: SpanLabLayer) -> (tracing::Dispatch, tokio::runtime::Runtime) {
+pub(crate) fn runtime_with<L>(layer: L) -> (tracing::Dispatch, tokio::runtime::Runtime)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let worker_dispatch = dispatch.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()

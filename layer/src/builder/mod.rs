@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{self, ReportTarget, Settings};
-use crate::core::layer::SpanLabLayer;
+use crate::core::clock::Clock;
 use crate::guard::{print_stderr, Emitter, Guard};
-use crate::profile::{Profile, ProfileData};
+use crate::lab;
+use crate::layer::SpanLabLayer;
+use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
 use crate::riders::llm::Redactor;
 
@@ -229,8 +231,9 @@ impl Builder {
             .size_cap
             .unwrap_or(crate::riders::llm::DEFAULT_SIZE_CAP);
         let prompts = crate::riders::llm::PromptBook::new(self.prompts.redact, size_cap, jsonl);
+        let clock = Clock::new();
         #[allow(unused_mut)]
-        let mut data = ProfileData::configured(self.gpu, prompts);
+        let mut export = lab::ExportRider::default();
         #[cfg(feature = "otlp")]
         {
             let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
@@ -239,9 +242,8 @@ impl Builder {
             errors.extend(export_errors);
             if let Some(config) = config {
                 let custom = self.export.take_custom();
-                match crate::sinks::export::Export::start(&config, custom, data.clock.clone(), &env)
-                {
-                    Ok(export) => data.export = Some(export),
+                match crate::sinks::export::Export::start(&config, custom, clock.clone(), &env) {
+                    Ok(started) => export.0 = Some(started),
                     Err(problem) => errors.push(config::ConfigError::new(
                         "OTLP export",
                         config.endpoint.clone().unwrap_or_default(),
@@ -250,12 +252,12 @@ impl Builder {
                 }
             }
         }
-        let data = Arc::new(data);
+        let data = lab::assemble(clock, self.gpu, prompts, export);
         for e in &errors {
             print_stderr(&format!("spanlab: ignoring {e}\n"));
         }
         let emitter = Arc::new(Emitter::new(
-            Profile::from_data(data.clone()),
+            Profile::from_assembly(data.clone()),
             outputs,
             errors,
         ));

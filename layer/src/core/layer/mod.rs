@@ -1,4 +1,6 @@
-//! The `tracing_subscriber::Layer`: turns span callbacks into per-path statistics.
+//! The `tracing_subscriber::Layer` of the core, [`SpanCore`]: turns span callbacks
+//! into per-path statistics, and calls the riders it was assembled with
+//! ([`crate::core::rider`]) on the general paths.
 //!
 //! This module only dispatches; what is measured and how it is aggregated lives in
 //! [`crate::core::stats`] and [`crate::core::paths`].
@@ -15,10 +17,10 @@
 //! * `on_close`: turn the state into a [`CallSample`] and record it in this thread's
 //!   slot for the path: plain stores, no lock, no allocation after warm-up.
 //!
-//! Each callback's common case — a span without features, not exported, owned by this
-//! thread — is a few dozen instructions plus the clock read; everything else (seeded
-//! and GPU spans, export records, spans another thread touched) is in out-of-line
-//! functions, so that it adds no registers, stack or branches to the common case.
+//! Each callback's common case — a span no rider took on, owned by this thread — is a
+//! few dozen instructions plus the clock read; everything else (spans with riders,
+//! spans another thread touched, a thread's first span) is in out-of-line functions,
+//! so that it adds no registers, stack or branches to the common case.
 //! `cargo bench -p spanlab --bench overhead` measures the result.
 //!
 //! # What a "call" measures
@@ -33,74 +35,100 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tracing_core::span::{Attributes, Id};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Dispatch, Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::core::spans::{Frame, Owned, SpanState};
-use crate::core::stats::CallSample;
-use crate::features::{self, Deferred};
-use crate::profile::{Profile, ProfileData};
+use super::rider::{Bits, Closing, Cx, NewSpan, Notes, Rider};
+use super::spans::{Frame, Owned, SpanState};
+use super::stats::CallSample;
+use super::Core;
 
-/// The spanlab layer. Build it with [`crate::SpanLab::builder`]; read what it measured
-/// through [`SpanLabLayer::profile`] or the [`crate::Guard`] built with it.
-pub struct SpanLabLayer {
-    data: Arc<ProfileData>,
+/// The core and the riders it was assembled with, shared by the layer and its readers.
+pub(crate) struct Assembly<R> {
+    pub(crate) core: Core,
+    pub(crate) riders: R,
 }
 
-impl std::fmt::Debug for SpanLabLayer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpanLabLayer").finish_non_exhaustive()
+impl<R> std::ops::Deref for Assembly<R> {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
     }
 }
 
-impl SpanLabLayer {
-    pub(crate) fn new(data: Arc<ProfileData>) -> Self {
-        SpanLabLayer { data }
+/// The core's layer, calling the riders `R`.
+pub(crate) struct SpanCore<R> {
+    lab: Arc<Assembly<R>>,
+}
+
+impl<R: Rider> SpanCore<R> {
+    pub(crate) fn new(lab: Arc<Assembly<R>>) -> Self {
+        SpanCore { lab }
     }
 
-    /// A live handle on the statistics this layer collects.
-    ///
-    /// ```
-    /// use tracing_subscriber::prelude::*;
-    /// let (layer, _guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
-    /// let profile = layer.profile();
-    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-    ///     tracing::info_span!("step").in_scope(|| std::hint::black_box(2 + 2));
-    /// });
-    /// assert_eq!(profile.get("step").unwrap().calls, 1);
-    /// ```
-    pub fn profile(&self) -> Profile {
-        Profile::from_data(self.data.clone())
+    /// What the layer writes, for its readers.
+    pub(crate) fn assembly(&self) -> &Arc<Assembly<R>> {
+        &self.lab
     }
 
     /// Runs `f` on this thread's part of a span: in its own table, or the extension.
-    fn update<S>(&self, id: &Id, ctx: &Context<'_, S>, f: impl Fn(&mut SpanState))
+    fn update<S>(
+        &self,
+        owned: &mut Owned<'_>,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        f: impl Fn(&mut SpanState),
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if owned.update(id, &f).is_none() {
+            self.lab.threads.update_elsewhere(id, ctx, &f);
+        }
+    }
+
+    /// Runs the riders' `hook` with a [`Cx`] over this thread's state, then emits what
+    /// they said once the state is released (rule 5 of `core::spans`).
+    #[inline(never)]
+    fn with_riders<S, T>(
+        &self,
+        ctx: &Context<'_, S>,
+        hook: impl FnOnce(&R, &mut Cx<'_, '_, S>) -> T,
+    ) -> T
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if self.data.threads.owned().update(id, &f).is_none() {
-            self.data.threads.update_elsewhere(id, ctx, &f);
-        }
+        let lab = &*self.lab;
+        let mut cx = Cx::new(&lab.core, lab.threads.owned(), ctx);
+        let out = hook(&lab.riders, &mut cx);
+        let (owned, later) = cx.finish();
+        drop(owned);
+        later.emit(&lab.speaker);
+        out
     }
 }
 
 // The four span callbacks are `#[inline(always)]`: each is its common case
 // (`spans::fast`, which makes no call) plus one call to its general path, so inlining
 // them into tracing-subscriber's `Layered` dispatch, which has a stack frame anyway,
-// saves a call, a prologue and an epilogue per callback: 44 instructions of the ~400
-// spanlab adds to a span's lifecycle (callgrind), 0.03× in the overhead benchmark.
-impl<S> Layer<S> for SpanLabLayer
+// saves a call, a prologue and an epilogue per callback.
+impl<S, R> Layer<S> for SpanCore<R>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    R: Rider,
 {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.lab.speaker.register(subscriber);
+    }
+
     #[inline(always)]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let data = &*self.data;
-        if attrs.is_contextual() && exports_nothing(data) {
-            if let Some(mut owned) = data.threads.owned_if_known() {
+        let lab = &*self.lab;
+        if attrs.is_contextual() && !lab.riders.sees_every_span() {
+            if let Some(mut owned) = lab.threads.owned_if_known() {
                 if owned.new_span_in_place(id.into_u64(), attrs.metadata()) {
                     return;
                 }
@@ -111,12 +139,12 @@ where
 
     #[inline(always)]
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let data = &*self.data;
-        // While no span with features is alive anywhere (the common case), entering is
-        // a clock read and a push.
-        if data.clock.is_inline() && data.featured.load(Relaxed) == 0 {
-            if let Some(mut owned) = data.threads.owned_if_known() {
-                if owned.enter_in_place(id.into_u64(), || data.clock.raw_inline()) {
+        let lab = &*self.lab;
+        // While no span whose riders enter is alive anywhere (the common case),
+        // entering is a clock read and a push.
+        if lab.clock.is_inline() && lab.entering.load(Relaxed) == 0 {
+            if let Some(mut owned) = lab.threads.owned_if_known() {
+                if owned.enter_in_place(id.into_u64(), || lab.clock.raw_inline()) {
                     return;
                 }
             }
@@ -126,12 +154,12 @@ where
 
     #[inline(always)]
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let data = &*self.data;
-        if !data.clock.is_inline() {
-            return self.exit_slow(id, data.clock.raw(), ctx);
+        let lab = &*self.lab;
+        if !lab.clock.is_inline() {
+            return self.exit_slow(id, lab.clock.raw(), ctx);
         }
-        let now = data.clock.raw_inline(); // first: the span's time excludes the rest
-        if let Some(mut owned) = data.threads.owned_if_known() {
+        let now = lab.clock.raw_inline(); // first: the span's time excludes the rest
+        if let Some(mut owned) = lab.threads.owned_if_known() {
             if owned.exit_in_place(id.into_u64(), now) {
                 return;
             }
@@ -141,7 +169,7 @@ where
 
     #[inline(always)]
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(mut owned) = self.data.threads.owned_if_known() {
+        if let Some(mut owned) = self.lab.threads.owned_if_known() {
             if owned.close_in_place(id.into_u64()) {
                 return;
             }
@@ -150,60 +178,20 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        #[cfg(feature = "otlp")]
-        if self.data.export.is_some() {
-            crate::sinks::export::hooks::event(&self.data, event, &ctx);
+        if *event.metadata().level() == Level::ERROR {
+            self.count_error(event, &ctx);
         }
-        if *event.metadata().level() != Level::ERROR {
-            if crate::riders::llm::is_record_event(event.metadata()) {
-                features::llm_record(&self.data, event, &ctx);
-            }
-            return;
-        }
-        let id = if event.is_contextual() {
-            self.data
-                .threads
-                .owned()
-                .private
-                .frames
-                .last()
-                .map(|f| Id::from_u64(f.id))
-        } else {
-            event.parent().cloned()
-        };
-        if let Some(id) = id {
-            self.update(&id, &ctx, |state| {
-                state.errors = state.errors.saturating_add(1)
-            });
-        }
+        self.with_riders(&ctx, |riders, cx| {
+            riders.event(event, cx, &mut Notes::default())
+        });
     }
 
-    fn on_record(&self, id: &Id, values: &tracing_core::span::Record<'_>, ctx: Context<'_, S>) {
-        #[cfg(feature = "otlp")]
-        if self.data.export.is_some() {
-            crate::sinks::export::hooks::record(&self.data, id, values, &ctx);
-        }
-        let _ = (id, values, ctx);
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.with_riders(&ctx, |riders, cx| riders.record(id, values, cx));
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        #[cfg(feature = "otlp")]
-        if self.data.export.is_some() {
-            crate::sinks::export::hooks::follows_from(&self.data, id, follows, &ctx);
-        }
-        let _ = (id, follows, ctx);
-    }
-}
-
-/// Whether spans need no export record (export off, or not built).
-#[inline(always)]
-fn exports_nothing(data: &ProfileData) -> bool {
-    #[cfg(feature = "otlp")]
-    return data.export.is_none();
-    #[cfg(not(feature = "otlp"))]
-    {
-        let _ = data;
-        true
+        self.with_riders(&ctx, |riders, cx| riders.follows_from(id, follows, cx));
     }
 }
 
@@ -228,9 +216,27 @@ fn record_call(owned: &mut Owned<'_>, state: &SpanState) {
     );
 }
 
-/// The callbacks' general paths (`crate::core::spans::fast` has their common case): spans
-/// with features, exported spans, spans that are not this thread's, first uses.
-impl SpanLabLayer {
+/// The callbacks' general paths (`crate::core::spans::fast` has their common case):
+/// spans with riders, spans that are not this thread's, first uses.
+impl<R: Rider> SpanCore<R> {
+    /// An ERROR event marks the span it happened in as failed.
+    fn count_error<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut owned = self.lab.threads.owned();
+        let id = if event.is_contextual() {
+            owned.private.frames.last().map(|f| Id::from_u64(f.id))
+        } else {
+            event.parent().cloned()
+        };
+        if let Some(id) = id {
+            self.update(&mut owned, &id, ctx, |state| {
+                state.errors = state.errors.saturating_add(1)
+            });
+        }
+    }
+
     /// Adds an entered interval to the span's state, wherever that lives.
     #[inline(always)]
     fn add_interval<S>(
@@ -264,25 +270,7 @@ impl SpanLabLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let add = |state: &mut SpanState| state.add_interval(enter, now, child, panicking);
-        self.data.threads.update_elsewhere(id, ctx, add);
-    }
-
-    #[inline(never)]
-    fn new_span_with_features<S>(
-        &self,
-        mut owned: Owned<'_>,
-        state: SpanState,
-        callsite: u8,
-        attrs: &Attributes<'_>,
-        id: &Id,
-        ctx: &Context<'_, S>,
-    ) where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let mut deferred = Deferred::default();
-        let features = features::new_span(&self.data, callsite, attrs, id, ctx, &mut deferred);
-        owned.insert(id, state.path, features, state.export, ctx);
-        deferred.emit(); // after the last use of `owned`: events come back to this layer
+        self.lab.threads.update_elsewhere(id, ctx, add);
     }
 
     /// `on_new_span` beyond its common case.
@@ -291,36 +279,59 @@ impl SpanLabLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let paths = &self.data.paths;
-        let mut owned = self.data.threads.owned();
+        let lab = &*self.lab;
+        let mut owned = lab.threads.owned();
         // Usually the contextual parent is on top of this thread's stack and owned by
         // this thread: no lock, no registry lookup.
         let parent = match attrs.is_contextual().then(|| owned.top_path()).flatten() {
             Some(Ok(parent)) => Some(parent),
             // Slow paths: the top span is owned elsewhere; or the parent is explicit, or
             // nothing is entered here (a root, or a parent entered on another thread).
-            Some(Err(top)) => self.data.threads.path_elsewhere(&Id::from_u64(top), &ctx),
+            Some(Err(top)) => lab.threads.path_elsewhere(&Id::from_u64(top), &ctx),
             None => ctx.span(id).and_then(|span| span.parent()).and_then(|p| {
                 // Through the `owned` we hold: a second `Owned` would alias it.
                 owned
                     .path(p.id().into_u64())
-                    .or_else(|| self.data.threads.path_elsewhere(&p.id(), &ctx))
+                    .or_else(|| lab.threads.path_elsewhere(&p.id(), &ctx))
             }),
         };
-        let classify = |meta, depth| features::classify(&self.data, meta, depth);
-        let (path, callsite) =
-            paths.intern(&mut owned.private.paths, parent, attrs.metadata(), classify);
-        #[allow(unused_mut)]
-        let mut state = SpanState::new(path);
-        #[cfg(feature = "otlp")]
-        if let Some(export) = &self.data.export {
-            state.export =
-                crate::sinks::export::hooks::new_span(&self.data, export, &mut owned, attrs, &ctx);
+        let interest = |meta, depth| lab.riders.interest(meta, depth);
+        let (path, interest) =
+            lab.paths
+                .intern(&mut owned.private.paths, parent, attrs.metadata(), interest);
+        if interest == 0 && !lab.riders.sees_every_span() {
+            return owned.insert(id, path, 0, Default::default(), &ctx);
         }
-        if callsite != 0 {
-            return self.new_span_with_features(owned, state, callsite, attrs, id, &ctx);
+        self.new_span_with_riders(owned, path, interest, attrs, id, &ctx);
+    }
+
+    #[inline(never)]
+    fn new_span_with_riders<S>(
+        &self,
+        owned: Owned<'_>,
+        path: super::paths::PathId,
+        interest: Bits,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        ctx: &Context<'_, S>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let lab = &*self.lab;
+        let mut span = NewSpan {
+            attrs,
+            id,
+            word: Default::default(),
+        };
+        let mut cx = Cx::new(&lab.core, owned, ctx);
+        let riders = lab.riders.new_span(&mut span, &mut cx, interest);
+        let (mut owned, later) = cx.finish();
+        if riders & R::ENTERS != 0 {
+            lab.entering.fetch_add(1, Relaxed);
         }
-        owned.insert(id, state.path, state.features, state.export, &ctx);
+        owned.insert(id, path, riders, span.word, ctx);
+        drop(owned);
+        later.emit(&lab.speaker);
     }
 
     /// `on_enter` beyond its common case.
@@ -329,16 +340,39 @@ impl SpanLabLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let ctx = &ctx;
+        let lab = &*self.lab;
         let key = id.into_u64();
-        let owned = self.data.threads.owned();
+        let mut owned = lab.threads.owned();
         let duplicate = owned.private.frames.iter().any(|f| f.id == key);
-        // While no span with features is alive anywhere (the common case): nothing more.
-        if !duplicate && self.data.featured.load(Relaxed) > 0 {
-            return self.enter_with_features(owned, id, ctx);
+        // While no span whose riders enter is alive anywhere (the common case):
+        // nothing more.
+        if !duplicate && lab.entering.load(Relaxed) > 0 {
+            let riders = owned
+                .riders(key)
+                .or_else(|| lab.threads.riders_elsewhere(id, &ctx))
+                .unwrap_or(0);
+            if riders & R::ENTERS != 0 {
+                return self.enter_with_riders(owned, riders & R::ENTERS, id, &ctx);
+            }
         }
-        let now = self.data.clock.raw();
+        let now = lab.clock.raw();
         owned.private.push_frame(key, now, duplicate, 0);
+    }
+
+    #[inline(never)]
+    fn enter_with_riders<S>(&self, owned: Owned<'_>, riders: Bits, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let lab = &*self.lab;
+        let mut cx = Cx::new(&lab.core, owned, ctx);
+        let active = lab.riders.enter(id, &mut cx, riders);
+        let (owned, later) = cx.finish();
+        // Read last, so the span's time excludes the riders' work (GPU readings).
+        let now = lab.clock.raw();
+        owned.private.push_frame(id.into_u64(), now, false, active);
+        drop(owned);
+        later.emit(&lab.speaker);
     }
 
     /// `on_exit` beyond its common case, at `now`.
@@ -347,14 +381,34 @@ impl SpanLabLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut owned = self.data.threads.owned();
+        let mut owned = self.lab.threads.owned();
         let Some(frame) = owned.private.pop_frame(id.into_u64(), now) else {
             return; // not entered here, or a re-entry (timed by the outer entry)
         };
-        if frame.features != 0 {
-            return self.exit_with_features(owned, frame, now, id, &ctx);
+        if frame.riders != 0 {
+            return self.exit_with_riders(owned, frame, now, id, &ctx);
         }
         self.add_interval(&mut owned, id, &frame, now, &ctx);
+    }
+
+    #[inline(never)]
+    fn exit_with_riders<S>(
+        &self,
+        owned: Owned<'_>,
+        frame: Frame,
+        now: u64,
+        id: &Id,
+        ctx: &Context<'_, S>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let lab = &*self.lab;
+        let mut cx = Cx::new(&lab.core, owned, ctx);
+        lab.riders.exit(id, &mut cx, frame.riders);
+        let (mut owned, later) = cx.finish();
+        self.add_interval(&mut owned, id, &frame, now, ctx);
+        drop(owned);
+        later.emit(&lab.speaker);
     }
 
     /// `on_close` beyond its common case.
@@ -363,69 +417,29 @@ impl SpanLabLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut owned = self.data.threads.owned();
+        let mut owned = self.lab.threads.owned();
         let (state, foreign) = match owned.take(id.into_u64()) {
             Ok((state, false)) => (state, false),
-            Ok((state, true)) => match self.data.threads.take_elsewhere(&id, &ctx, Some(state)) {
+            Ok((state, true)) => match self.lab.threads.take_elsewhere(&id, &ctx, Some(state)) {
                 Some(state) => (state, true),
                 None => return,
             },
-            Err(()) => match self.data.threads.take_elsewhere(&id, &ctx, None) {
+            Err(()) => match self.lab.threads.take_elsewhere(&id, &ctx, None) {
                 Some(state) => (state, true),
                 None => return,
             },
         };
-        if state.features != 0 || state.export.is_some() {
-            return self.close_with_extras(owned, state, foreign, id, &ctx);
+        if state.riders != 0 {
+            return self.close_with_riders(owned, state, foreign, id, &ctx);
         }
         record_call(&mut owned, &state);
     }
 
+    /// Closes a span with riders: their bookkeeping, then the statistics.
     #[inline(never)]
-    fn enter_with_features<S>(&self, mut owned: Owned<'_>, id: &Id, ctx: &Context<'_, S>)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let mut deferred = Deferred::default();
-        let features = features::enter(&self.data, &mut owned, id, ctx, &mut deferred);
-        // Read last, so the span's time excludes the work above (GPU readings included).
-        let now = self.data.clock.raw();
-        owned
-            .private
-            .push_frame(id.into_u64(), now, false, features);
-        deferred.emit(); // after the last use of `owned`, as above
-    }
-
-    #[inline(never)]
-    fn exit_with_features<S>(
+    fn close_with_riders<S>(
         &self,
-        mut owned: Owned<'_>,
-        frame: Frame,
-        now: u64,
-        id: &Id,
-        ctx: &Context<'_, S>,
-    ) where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let mut deferred = Deferred::default();
-        features::exit(
-            &self.data,
-            &mut owned,
-            id,
-            frame.features,
-            ctx,
-            &mut deferred,
-        );
-        self.add_interval(&mut owned, id, &frame, now, ctx);
-        deferred.emit(); // after the last use of `owned`, as above
-    }
-
-    /// Closes a span with features or an export record: their bookkeeping, then the
-    /// statistics.
-    #[inline(never)]
-    fn close_with_extras<S>(
-        &self,
-        #[allow(unused_mut)] mut owned: Owned<'_>,
+        owned: Owned<'_>,
         state: SpanState,
         foreign: bool,
         id: Id,
@@ -433,34 +447,17 @@ impl SpanLabLayer {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let _ = foreign;
-        #[cfg(feature = "otlp")]
-        // SAFETY: the span is closing on this thread, which took its whole state.
-        let record = unsafe { crate::sinks::export::span::ExportSpan::from_ptr(state.export) };
-        #[cfg(feature = "otlp")]
-        let mut annotations = crate::features::Annotations::new();
-        if state.features != 0 {
-            #[cfg(feature = "otlp")]
-            let out = record.is_some().then_some(&mut annotations);
-            #[cfg(not(feature = "otlp"))]
-            let out = None;
-            features::close(&self.data, &state, state.path, &id, ctx, out);
+        let lab = &*self.lab;
+        if state.riders & R::ENTERS != 0 {
+            lab.entering.fetch_sub(1, Relaxed);
         }
-        #[cfg(feature = "otlp")]
-        if let (Some(record), Some(export)) = (record, &self.data.export) {
-            crate::sinks::export::hooks::close(
-                &self.data,
-                export,
-                &mut owned,
-                record,
-                &state,
-                foreign,
-                annotations,
-                &id,
-                ctx,
-            );
-        }
+        let mut closing = Closing::new(id, state, foreign, R::USES_WORD && state.word.is_some());
+        let mut cx = Cx::new(&lab.core, owned, ctx);
+        lab.riders.close(&mut closing, &mut cx, state.riders);
+        let (mut owned, later) = cx.finish();
         record_call(&mut owned, &state);
+        drop(owned);
+        later.emit(&lab.speaker);
     }
 }
 

@@ -7,20 +7,33 @@ use std::time::Duration;
 use tracing::{info_span, instrument, Instrument};
 use tracing_subscriber::prelude::*;
 
-use super::SpanLabLayer;
+use super::{Assembly, SpanCore};
 use crate::core::clock::Clock;
 use crate::core::stats::QUANTILE_RELATIVE_ERROR;
-use crate::profile::{Profile, ProfileData};
+use crate::core::Core;
 
-/// A layer on a mock clock, its profile, and the clock's handle.
-fn mock_layer() -> (SpanLabLayer, Profile, Arc<quanta::Mock>) {
+/// The core alone: its layer, with no rider, and what it writes (read as a profile).
+type Profile = Arc<Assembly<()>>;
+
+fn core_layer(clock: Clock) -> (SpanCore<()>, Profile) {
+    let lab = Arc::new(Assembly {
+        core: Core::new(clock),
+        riders: (),
+    });
+    (SpanCore::new(lab.clone()), lab)
+}
+
+/// The core's layer on a mock clock, its profile, and the clock's handle.
+fn mock_layer() -> (SpanCore<()>, Profile, Arc<quanta::Mock>) {
     let (clock, mock) = Clock::mock();
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::with(clock, Default::default())));
-    let profile = layer.profile();
+    let (layer, profile) = core_layer(clock);
     (layer, profile, mock)
 }
 
-use crate::test_support::real_layer;
+/// The core's layer on the real clock, and its profile.
+fn real_layer() -> (SpanCore<()>, Profile) {
+    core_layer(Clock::new())
+}
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -1,7 +1,7 @@
 //! The four callbacks' common case, written without a single call.
 //!
-//! Most spans are created, entered once, exited and closed on one thread, with no
-//! features (`seed`, `gpu`, a recorder) and no export record. For those, each function
+//! Most spans are created, entered once, exited and closed on one thread, and carry
+//! no rider (`crate::core::rider`: no seeded scope, no GPU reading, no export record). For those, each function
 //! here does the whole of its callback's work; for anything else it changes nothing
 //! and returns `false`, and the general path in `crate::core::layer` does the work. Either
 //! the whole callback happens here or none of it: every check comes before the first
@@ -20,7 +20,8 @@ use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use tracing_core::Metadata;
 
-use super::{ExportPtr, Frame, Owned};
+use super::{Frame, Owned, ENTERED, PANICKED, RIDERS_SHIFT};
+use crate::core::rider::SpanWord;
 use crate::core::stats::CallSample;
 
 /// Appends `value` to `vec`, which the caller saw has room: no growth, so no call.
@@ -40,7 +41,8 @@ fn push_in_place<T>(vec: &mut Vec<T>, value: T) {
 impl Owned<'_> {
     /// `on_new_span` for a span whose contextual parent is on top of this thread's
     /// stack and owned here, whose path this thread has interned before, whose callsite
-    /// has no features, when export is off and the thread's table has room.
+    /// no rider is interested in, when no rider sees every span and the thread's table
+    /// has room.
     #[inline(always)]
     pub(crate) fn new_span_in_place(&mut self, key: u64, meta: &'static Metadata<'static>) -> bool {
         let Some(Ok(parent)) = self.top_path() else {
@@ -57,7 +59,7 @@ impl Owned<'_> {
             return false;
         };
         let slot = &self.state.slots[index as usize];
-        slot.init(path, 0, ExportPtr::NONE);
+        slot.init(path, 0, SpanWord::NONE);
         slot.foreign.store(false, Relaxed);
         slot.id.store(key, Release); // rule 1: publish after the fields
         push_in_place(&mut private.live, (key, index)); // room: checked above
@@ -65,7 +67,7 @@ impl Owned<'_> {
     }
 
     /// `on_enter` of a span not entered on this thread already, while no span with
-    /// features is alive, when the stack has room: pushes its frame, entered at the
+    /// riders that enter is alive, when the stack has room: pushes its frame, entered at the
     /// time `now()` gives (read last, after the checks).
     #[inline(always)]
     pub(crate) fn enter_in_place(&mut self, key: u64, now: impl FnOnce() -> u64) -> bool {
@@ -78,7 +80,7 @@ impl Owned<'_> {
     }
 
     /// `on_exit` of the span on top of this thread's stack, entered once and owned
-    /// here, without features, on a thread that is not panicking.
+    /// here, without riders, on a thread that is not panicking.
     #[inline(always)]
     pub(crate) fn exit_in_place(&mut self, key: u64, now: u64) -> bool {
         if std::thread::panicking() {
@@ -88,7 +90,7 @@ impl Owned<'_> {
         let Some(top) = private.frames.last() else {
             return false;
         };
-        if top.id != key || top.duplicate || top.features != 0 {
+        if top.id != key || top.duplicate || top.riders != 0 {
             return false;
         }
         let Some(&(_, index)) = private.live.iter().rev().find(|&&(live, _)| live == key) else {
@@ -109,7 +111,7 @@ impl Owned<'_> {
     }
 
     /// `on_close` of the span created last among this thread's live ones, owned here
-    /// and touched by no other thread, without features or an export record, on a
+    /// and touched by no other thread, without riders or a rider word, on a
     /// thread that is not panicking, when this thread has recorded its path before:
     /// frees its slot and records the call.
     #[inline(always)]
@@ -125,16 +127,16 @@ impl Owned<'_> {
         if live != key
             || slot.id.load(Relaxed) != key
             || slot.foreign.load(Relaxed)
-            || slot.export.load(Relaxed) != 0
+            || slot.word.load(Relaxed) != 0
             || private.free.len() == private.free.capacity()
         {
             return false;
         }
         let flags = slot.flags.load(Relaxed);
-        if flags >> 2 != 0 {
-            return false; // features
+        if flags >> RIDERS_SHIFT != 0 {
+            return false; // riders to tell
         }
-        let stats = if flags & 1 != 0 {
+        let stats = if flags & ENTERED != 0 {
             match private.stats.cached(slot.path.load(Relaxed)) {
                 Some(stats) => Some(stats),
                 None => return false, // the path's first call on this thread
@@ -150,7 +152,7 @@ impl Owned<'_> {
                 slot.busy_ticks.load(Relaxed),
                 slot.child_ticks.load(Relaxed),
                 slot.errors.load(Relaxed) > 0,
-                flags & 2 != 0,
+                flags & PANICKED != 0,
             )
         });
         slot.id.store(0, Release);

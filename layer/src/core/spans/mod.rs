@@ -35,6 +35,11 @@
 //!    CAS lost. So the part is counted once, and a closer that lost sees it in the
 //!    extension after taking that lock.
 //! 4. Lock order: only extension locks, one at a time; slots use atomics only.
+//! 5. At most one [`Owned`] (the thread's `&mut Private`) is alive per thread: each
+//!    callback makes one and passes it down, and nothing called while it is alive
+//!    traces (an event would re-enter the layer and make a second). Riders keep this
+//!    by queueing what they say (`core::say`). Debug builds check it: making a second
+//!    `Owned` on a thread panics, naming the rule.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -45,22 +50,33 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::core::padded::CachePadded;
-use crate::core::paths::{PathCache, PathId};
-use crate::core::stats::{SlotIndex, ThreadSlots};
+use super::padded::CachePadded;
+use super::paths::{PathCache, PathId};
+use super::rider::{Bits, SpanWord};
+use super::stats::{SlotIndex, ThreadSlots};
 
 mod fast;
 
 /// Live spans a thread keeps in its own table before evicting the oldest.
 pub(crate) const LOCAL_CAPACITY: usize = 64;
 
+/// A slot's index in its thread's table. Every index of the table must fit.
+type SlotNo = u8;
+const _: () = assert!(LOCAL_CAPACITY <= SlotNo::MAX as usize);
+
+/// The entered-span stack's first capacity. The fast paths never grow a `Vec` (that
+/// would be a call), so a thread nesting deeper takes the general path once, which
+/// grows the stack; nothing is lost either way.
+const FRAMES_CAPACITY: usize = 16;
+
 /// What the layer knows about one live span (or one part of it). Times are raw clock
 /// ticks, or sums of differences of them, turned into nanoseconds only in reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SpanState {
     pub(crate) path: PathId,
-    /// What the layer does for this span besides timing it: [`SEEDED`], [`GPU`].
-    pub(crate) features: u8,
+    /// The riders this span carries ([`crate::core::rider`]): opaque to the core, which
+    /// only sends a span with any down the general paths.
+    pub(crate) riders: Bits,
     pub(crate) entered: bool,
     pub(crate) panicked: bool,
     pub(crate) errors: u32,
@@ -68,33 +84,17 @@ pub(crate) struct SpanState {
     pub(crate) last_exit: u64,
     pub(crate) busy_ticks: u64,
     pub(crate) child_ticks: u64,
-    /// The span's export record, travelling with the owner's part (rule 3 moves it
-    /// with the rest).
-    pub(crate) export: ExportPtr,
-}
-
-/// The address of a span's export record (`crate::sinks::export`), or 0: export is off, or
-/// the span is not sampled. Exactly one part of a span holds a non-zero one; whoever
-/// closes the span takes the record out of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ExportPtr(pub(crate) usize);
-
-impl ExportPtr {
-    /// No record.
-    pub(crate) const NONE: ExportPtr = ExportPtr(0);
-
-    /// Whether there is a record.
-    #[inline]
-    pub(crate) fn is_some(self) -> bool {
-        self.0 != 0
-    }
+    /// The word of the rider that keeps one, travelling with the owner's part (rule 3
+    /// moves it with the rest). Exactly one part of a span holds a non-zero one;
+    /// whoever closes the span hands it to the rider.
+    pub(crate) word: SpanWord,
 }
 
 impl SpanState {
     pub(crate) fn new(path: PathId) -> Self {
         SpanState {
             path,
-            features: 0,
+            riders: 0,
             entered: false,
             panicked: false,
             errors: 0,
@@ -102,7 +102,7 @@ impl SpanState {
             last_exit: 0,
             busy_ticks: 0,
             child_ticks: 0,
-            export: ExportPtr::NONE,
+            word: SpanWord::NONE,
         }
     }
 
@@ -132,9 +132,9 @@ impl SpanState {
         self.child_ticks += other.child_ticks;
         self.errors = self.errors.saturating_add(other.errors);
         self.panicked |= other.panicked;
-        self.features |= other.features;
-        if !self.export.is_some() {
-            self.export = other.export;
+        self.riders |= other.riders;
+        if !self.word.is_some() {
+            self.word = other.word;
         }
         self
     }
@@ -149,14 +149,14 @@ pub(crate) struct Slot {
     /// Another thread added a part to the span's extension.
     foreign: AtomicBool,
     path: AtomicU32,
-    /// bit 0: entered, bit 1: panicked, bits 2..: `SpanState::features`.
+    /// [`ENTERED`], [`PANICKED`], and the rider bits from [`RIDERS_SHIFT`] up.
     flags: AtomicU32,
     errors: AtomicU32,
     first_enter: AtomicU64,
     last_exit: AtomicU64,
     busy_ticks: AtomicU64,
     child_ticks: AtomicU64,
-    export: AtomicUsize,
+    word: AtomicUsize,
 }
 
 impl Slot {
@@ -165,19 +165,19 @@ impl Slot {
     #[inline]
     fn load(&self) -> SpanState {
         let flags = self.flags.load(Relaxed);
-        let entered = flags & 1 != 0;
+        let entered = flags & ENTERED != 0;
         let time = |cell: &AtomicU64| if entered { cell.load(Relaxed) } else { 0 };
         SpanState {
             path: self.path.load(Relaxed),
             entered,
-            panicked: flags & 2 != 0,
-            features: (flags >> 2) as u8,
+            panicked: flags & PANICKED != 0,
+            riders: (flags >> RIDERS_SHIFT) as Bits,
             errors: self.errors.load(Relaxed),
             first_enter: time(&self.first_enter),
             last_exit: time(&self.last_exit),
             busy_ticks: time(&self.busy_ticks),
             child_ticks: time(&self.child_ticks),
-            export: ExportPtr(self.export.load(Relaxed)),
+            word: SpanWord(self.word.load(Relaxed)),
         }
     }
 
@@ -187,7 +187,7 @@ impl Slot {
     fn add_interval(&self, enter: u64, now: u64, child: u64, panicked: bool) {
         let flags = self.flags.load(Relaxed);
         let busy = now.saturating_sub(enter);
-        if flags & 1 == 0 {
+        if flags & ENTERED == 0 {
             // The first interval: the times hold whatever the slot's last span left.
             self.first_enter.store(enter, Relaxed);
             self.last_exit.store(now, Relaxed);
@@ -206,40 +206,43 @@ impl Slot {
                 .store(self.child_ticks.load(Relaxed) + child, Relaxed);
         }
         self.flags
-            .store(flags | 1 | (panicked as u32) << 1, Relaxed);
+            .store(flags | ENTERED | (panicked as u32 * PANICKED), Relaxed);
     }
 
     /// Writes the owner's part of a new span: not entered, so the times are left alone
     /// (the first interval overwrites them). Owner only.
     #[inline]
-    fn init(&self, path: PathId, features: u8, export: ExportPtr) {
+    fn init(&self, path: PathId, riders: Bits, word: SpanWord) {
         self.path.store(path, Relaxed);
-        self.flags.store((features as u32) << 2, Relaxed);
+        self.flags.store((riders as u32) << RIDERS_SHIFT, Relaxed);
         self.errors.store(0, Relaxed);
-        self.export.store(export.0, Relaxed);
+        self.word.store(word.0, Relaxed);
     }
 
     /// Writes the owner's part. Owner only.
     #[inline]
     fn store(&self, s: &SpanState) {
         self.path.store(s.path, Relaxed);
-        let flags = s.entered as u32 | (s.panicked as u32) << 1 | (s.features as u32) << 2;
+        let flags = (s.entered as u32 * ENTERED)
+            | (s.panicked as u32 * PANICKED)
+            | (s.riders as u32) << RIDERS_SHIFT;
         self.flags.store(flags, Relaxed);
         self.errors.store(s.errors, Relaxed);
         self.first_enter.store(s.first_enter, Relaxed);
         self.last_exit.store(s.last_exit, Relaxed);
         self.busy_ticks.store(s.busy_ticks, Relaxed);
         self.child_ticks.store(s.child_ticks, Relaxed);
-        self.export.store(s.export.0, Relaxed);
+        self.word.store(s.word.0, Relaxed);
     }
 }
 
-/// [`SpanState::features`]: the span is a seeded scope (`seed = N`).
-pub(crate) const SEEDED: u8 = 1;
-/// [`SpanState::features`]: the span's GPU memory is measured.
-pub(crate) const GPU: u8 = 2;
-/// [`SpanState::features`]: the span is a `PromptRecorder`.
-pub(crate) const RECORDER: u8 = 4;
+/// [`Slot::flags`]: the span was entered (its four times are meaningful).
+const ENTERED: u32 = 1;
+/// [`Slot::flags`]: an interval ended while its thread was panicking.
+const PANICKED: u32 = 2;
+/// [`Slot::flags`]: the span's rider bits sit above the two flags. A `u32` holds them
+/// all: [`Bits`] is a byte.
+const RIDERS_SHIFT: u32 = 2;
 
 /// `Frame::path` before anyone needed it.
 pub(crate) const UNRESOLVED: PathId = PathId::MAX;
@@ -255,23 +258,22 @@ pub(crate) struct Frame {
     pub(crate) child_ticks: u64,
     /// Re-entry of a span already on this thread's stack: not timed again.
     pub(crate) duplicate: bool,
-    /// The span's features, when it was entered with them active: a [`SEEDED`] span's
-    /// stream was swapped in (the outer one saved in `Private::saved`), a [`GPU`] span's
-    /// readings pushed on `Private::gpu`.
-    pub(crate) features: u8,
+    /// The riders whose `exit` hook must run when the span exits (what their `enter`
+    /// hooks returned).
+    pub(crate) riders: Bits,
 }
 
 impl Frame {
     /// The frame of span `key`, entered at `now`; its path not looked up yet.
     #[inline(always)]
-    pub(crate) fn entered(key: u64, now: u64, duplicate: bool, features: u8) -> Frame {
+    pub(crate) fn entered(key: u64, now: u64, duplicate: bool, riders: Bits) -> Frame {
         Frame {
             id: key,
             path: UNRESOLVED,
             enter: now,
             child_ticks: 0,
             duplicate,
-            features,
+            riders,
         }
     }
 }
@@ -283,31 +285,21 @@ pub(crate) struct Private {
     pub(crate) frames: Vec<Frame>,
     /// `(span id, slot index)` of this thread's live spans, oldest first. An entry whose
     /// slot no longer holds its id was closed by another thread (stale).
-    live: Vec<(u64, u8)>,
+    live: Vec<(u64, SlotNo)>,
     /// Slots known to be free.
-    free: Vec<u8>,
+    free: Vec<SlotNo>,
     /// This thread's path-interning cache.
     pub(crate) paths: PathCache,
     /// Where this thread's statistics of each path live (in `ThreadState::slots_stats`).
     pub(crate) stats: SlotIndex,
-    /// The outer random streams of the seeded spans entered on this thread, innermost
-    /// last, restored when they exit.
-    pub(crate) saved: Vec<crate::riders::rng::Scope>,
-    /// The GPU-measured spans entered on this thread, innermost last (nested peaks).
-    pub(crate) gpu: Vec<crate::riders::gpu::GpuFrame>,
-    /// Export records ready for reuse (`crate::sinks::export::pipeline`); boxed, as a live
-    /// span points at its record.
-    #[cfg(feature = "otlp")]
-    #[allow(clippy::vec_box)]
-    pub(crate) export_pool: Vec<Box<crate::sinks::export::span::ExportSpan>>,
 }
 
 impl Private {
     /// Pushes the frame of span `key`, entered at `now`.
     #[inline]
-    pub(crate) fn push_frame(&mut self, key: u64, now: u64, duplicate: bool, features: u8) {
+    pub(crate) fn push_frame(&mut self, key: u64, now: u64, duplicate: bool, riders: Bits) {
         self.frames
-            .push(Frame::entered(key, now, duplicate, features));
+            .push(Frame::entered(key, now, duplicate, riders));
     }
 
     /// Pops the frame of span `key`, exited at `now`, and credits its time to the
@@ -343,36 +335,6 @@ pub(crate) struct ThreadState {
     /// Only the owning thread touches this; see [`Threads::owned`].
     private: UnsafeCell<Private>,
     pub(crate) slots_stats: ThreadSlots,
-    /// Export accounting of the spans this thread closed (`crate::sinks::export`).
-    #[cfg(feature = "otlp")]
-    pub(crate) export_finished: OwnerCounter,
-    /// Of those, the ones the export queue had no room for.
-    #[cfg(feature = "otlp")]
-    pub(crate) export_dropped: OwnerCounter,
-    /// This thread's finished spans on their way to the exporter thread.
-    #[cfg(feature = "otlp")]
-    pub(crate) export_outbox: std::sync::OnceLock<crate::sinks::export::pipeline::SharedOutbox>,
-}
-
-/// A counter only its owning thread increments: a load and a store, no
-/// read-modify-write. Readers on other threads see a recent value; sums over threads
-/// are exact once the owners are quiet.
-#[derive(Default)]
-#[cfg(feature = "otlp")]
-pub(crate) struct OwnerCounter(AtomicU64);
-
-#[cfg(feature = "otlp")]
-impl OwnerCounter {
-    /// Adds one. Owner only.
-    #[inline]
-    pub(crate) fn bump(&self) {
-        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
-    }
-
-    /// The current value.
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
 }
 
 // SAFETY: other threads only reach `slots` (atomics) and `slots_stats` (atomics).
@@ -385,23 +347,13 @@ impl Default for ThreadState {
         ThreadState {
             slots: (0..LOCAL_CAPACITY).map(|_| Slot::default()).collect(),
             private: UnsafeCell::new(Private {
-                frames: Vec::with_capacity(16),
+                frames: Vec::with_capacity(FRAMES_CAPACITY),
                 live: Vec::with_capacity(LOCAL_CAPACITY),
-                free: (0..LOCAL_CAPACITY as u8).rev().collect(),
+                free: (0..LOCAL_CAPACITY as SlotNo).rev().collect(),
                 paths: PathCache::default(),
                 stats: SlotIndex::default(),
-                saved: Vec::new(),
-                gpu: Vec::new(),
-                #[cfg(feature = "otlp")]
-                export_pool: Vec::new(),
             }),
             slots_stats: ThreadSlots::default(),
-            #[cfg(feature = "otlp")]
-            export_finished: OwnerCounter::default(),
-            #[cfg(feature = "otlp")]
-            export_dropped: OwnerCounter::default(),
-            #[cfg(feature = "otlp")]
-            export_outbox: std::sync::OnceLock::new(),
         }
     }
 }
@@ -410,6 +362,38 @@ impl Default for ThreadState {
 pub(crate) struct Owned<'a> {
     pub(crate) state: &'a ThreadState,
     pub(crate) private: &'a mut Private,
+    _held: Held,
+}
+
+#[cfg(debug_assertions)]
+std::thread_local! {
+    /// Debug builds: whether this thread holds an [`Owned`] now (rule 5).
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Rule 5's check: in debug builds, marks this thread as holding its [`Owned`]; in
+/// release builds, nothing at all.
+struct Held(());
+
+impl Held {
+    #[inline(always)]
+    fn take() -> Held {
+        #[cfg(debug_assertions)]
+        if HELD.with(|held| held.replace(true)) {
+            panic!(
+                "spanlab: a layer callback re-entered the layer while it held this thread's \
+                 state: something called from a callback traced (core::spans, rule 5)"
+            );
+        }
+        Held(())
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|held| held.set(false));
+    }
 }
 
 impl Owned<'_> {
@@ -457,19 +441,17 @@ impl Owned<'_> {
         true
     }
 
-    /// The features of span `id`; `None` if this thread does not own it.
+    /// The rider bits of span `id`; `None` if this thread does not own it.
     #[inline]
-    pub(crate) fn features(&mut self, id: u64) -> Option<u8> {
+    pub(crate) fn riders(&mut self, id: u64) -> Option<Bits> {
         self.find(id)
-            .map(|slot| (slot.flags.load(Relaxed) >> 2) as u8)
+            .map(|slot| (slot.flags.load(Relaxed) >> RIDERS_SHIFT) as Bits)
     }
 
-    /// The export record of span `id`, if this thread owns it.
-    #[cfg(feature = "otlp")]
+    /// The rider word of span `id`, if this thread owns it.
     #[inline]
-    pub(crate) fn export(&mut self, id: u64) -> Option<ExportPtr> {
-        self.find(id)
-            .map(|slot| ExportPtr(slot.export.load(Relaxed)))
+    pub(crate) fn word(&mut self, id: u64) -> Option<SpanWord> {
+        self.find(id).map(|slot| SpanWord(slot.word.load(Relaxed)))
     }
 
     /// The path of span `id`, if this thread owns it.
@@ -530,8 +512,8 @@ impl Owned<'_> {
         &mut self,
         id: &Id,
         path: PathId,
-        features: u8,
-        export: ExportPtr,
+        riders: Bits,
+        word: SpanWord,
         ctx: &Context<'_, S>,
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -541,7 +523,7 @@ impl Owned<'_> {
         }
         let index = self.private.free.pop().expect("make_room frees a slot");
         let slot = &self.state.slots[index as usize];
-        slot.init(path, features, export);
+        slot.init(path, riders, word);
         slot.foreign.store(false, Relaxed);
         slot.id.store(id.into_u64(), Release); // rule 1: publish after the fields
         self.private.live.push((id.into_u64(), index));
@@ -642,7 +624,11 @@ impl Threads {
         // re-enter each other (nothing in them calls back into tracing), so there is
         // never a second live `&mut Private`.
         let private = unsafe { &mut *state.private.get() };
-        Owned { state, private }
+        Owned {
+            state,
+            private,
+            _held: Held::take(),
+        }
     }
 
     /// The calling thread's state, created on its first span, and remembered in
@@ -717,9 +703,29 @@ impl Threads {
             .map(|s| s.path)
     }
 
+    /// The rider bits of a span this thread does not own. They never change after the
+    /// span's slot is published, so, like the path, they are re-validated by re-reading
+    /// `id` (rule 2).
+    #[cold]
+    pub(crate) fn riders_elsewhere<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<Bits>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let key = id.into_u64();
+        if let Some(slot) = self.find_slot(key) {
+            let riders = (slot.flags.load(Relaxed) >> RIDERS_SHIFT) as Bits;
+            if slot.id.load(Acquire) == key {
+                return Some(riders);
+            }
+        }
+        ctx.span(id)?
+            .extensions()
+            .get::<SpanState>()
+            .map(|s| s.riders)
+    }
+
     /// Flags span `id`'s slot, wherever it is: another thread added to the span's
     /// extension, so its close must look there.
-    #[cfg(feature = "otlp")]
     #[cold]
     pub(crate) fn mark_foreign(&self, id: u64) {
         if let Some(slot) = self.find_slot(id) {
@@ -727,25 +733,24 @@ impl Threads {
         }
     }
 
-    /// The export record of a span this thread does not own: `Some` when spanlab knows
-    /// the span (the record may still be [`ExportPtr::NONE`]).
-    #[cfg(feature = "otlp")]
+    /// The rider word of a span this thread does not own: `Some` when the core knows
+    /// the span (the word may still be [`SpanWord::NONE`]).
     #[cold]
-    pub(crate) fn export_elsewhere<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<ExportPtr>
+    pub(crate) fn word_elsewhere<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<SpanWord>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let key = id.into_u64();
         if let Some(slot) = self.find_slot(key) {
-            let export = ExportPtr(slot.export.load(Relaxed));
+            let word = SpanWord(slot.word.load(Relaxed));
             if slot.id.load(Acquire) == key {
-                return Some(export); // still the same span (rule 2)
+                return Some(word); // still the same span (rule 2)
             }
         }
         ctx.span(id)?
             .extensions()
             .get::<SpanState>()
-            .map(|s| s.export)
+            .map(|s| s.word)
     }
 
     /// The whole state of a closing span that this thread does not own, or whose other

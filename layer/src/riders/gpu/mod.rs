@@ -32,6 +32,7 @@ pub use cuda::CudaPoolProbe;
 pub use nvml::NvmlProbe;
 
 mod probe;
+pub(crate) mod rider;
 mod simulated;
 
 use std::collections::BTreeMap;
@@ -184,7 +185,7 @@ type Detected = Result<(Arc<dyn GpuProbe>, Vec<usize>), String>;
 
 /// The layer's GPU state: configuration, the lazily detected probe, aggregates.
 #[derive(Default)]
-pub(crate) struct GpuTracker {
+pub(crate) struct GpuBook {
     pub(crate) config: GpuConfig,
     detected: OnceLock<Detected>,
     /// Set when a read fails mid-run: measuring stops, with one warning.
@@ -193,11 +194,11 @@ pub(crate) struct GpuTracker {
     warnings: Mutex<Vec<String>>,
 }
 
-impl GpuTracker {
+impl GpuBook {
     pub(crate) fn new(config: GpuConfig) -> Self {
-        GpuTracker {
+        GpuBook {
             config,
-            ..GpuTracker::default()
+            ..GpuBook::default()
         }
     }
 
@@ -409,32 +410,32 @@ impl GpuTracker {
     }
 }
 
-impl GpuTracker {
+impl GpuBook {
     /// A measured span's readings as export attributes ([`attributes`]), per device.
-    pub(crate) fn annotate(&self, span: &GpuSpan, out: &mut crate::features::Annotations) {
-        use crate::features::Annotation::{Float, Int};
+    pub(crate) fn annotate(&self, span: &GpuSpan, out: &mut crate::core::rider::Closing) {
+        use crate::core::rider::SpanAttr::{Float, Int};
         let devices = self.probe().ok().flatten().map(|a| a.devices);
         for (i, c) in span.devices.iter().enumerate() {
             let device = devices.map_or(i, |d| d[i]).to_string();
             let name = |template: &str| template.replace("{device}", &device);
-            out.push((name(attributes::BEFORE_BYTES), Int(c.before as i64)));
-            out.push((name(attributes::AFTER_BYTES), Int(c.after as i64)));
-            out.push((
+            out.attribute(name(attributes::BEFORE_BYTES), Int(c.before as i64));
+            out.attribute(name(attributes::AFTER_BYTES), Int(c.after as i64));
+            out.attribute(
                 name(attributes::DELTA_BYTES),
                 Int(c.after as i64 - c.before as i64),
-            ));
-            out.push((name(attributes::PEAK_BYTES), Int(c.peak as i64)));
+            );
+            out.attribute(name(attributes::PEAK_BYTES), Int(c.peak as i64));
             if let Some(reserved) = c.reserved {
-                out.push((name(attributes::RESERVED_BYTES), Int(reserved as i64)));
+                out.attribute(name(attributes::RESERVED_BYTES), Int(reserved as i64));
             }
             if let Some(used) = c.device_used {
-                out.push((name(attributes::DEVICE_USED_BYTES), Int(used as i64)));
+                out.attribute(name(attributes::DEVICE_USED_BYTES), Int(used as i64));
             }
             if c.energy_mj > 0 && !c.below_resolution {
-                out.push((
+                out.attribute(
                     name(attributes::ENERGY_JOULES),
                     Float(c.energy_mj as f64 / 1000.0),
-                ));
+                );
             }
         }
     }
@@ -501,7 +502,7 @@ pub struct GpuPath {
     pub below_resolution: u64,
 }
 
-impl GpuTracker {
+impl GpuBook {
     /// The report section, given every path entry (for names and tree order).
     pub(crate) fn report(
         &self,

@@ -7,8 +7,8 @@ use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
 use super::{GpuConfig, GpuPath, ProbeCall, SimulatedGpu};
-use crate::core::layer::SpanLabLayer;
-use crate::profile::{Profile, ProfileData};
+use crate::layer::SpanLabLayer;
+use crate::profile::Profile;
 
 const MIB: u64 = 1 << 20;
 
@@ -18,9 +18,7 @@ fn layer_with(gpu: &Arc<SimulatedGpu>, config: GpuConfig) -> (SpanLabLayer, Prof
         probe: Some(gpu.clone()),
         ..config
     };
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new(config)));
-    let profile = layer.profile();
-    (layer, profile)
+    crate::test_support::layer_with(crate::core::clock::Clock::new(), config)
 }
 
 fn run(layer: SpanLabLayer, f: impl FnOnce()) {
@@ -225,8 +223,8 @@ fn a_device_lost_mid_run_stops_measuring_with_one_warning() {
         probe: Some(probe),
         ..GpuConfig::default()
     };
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new(config)));
-    let profile = layer.profile();
+    let (layer, profile) =
+        crate::test_support::layer_with(crate::core::clock::Clock::new(), config);
     run(layer, || {
         for _ in 0..5 {
             info_span!("step", gpu = true).in_scope(|| ());
@@ -350,8 +348,8 @@ fn report_text_and_json_show_the_gpu_section() {
 fn detection_without_a_driver_warns_once_and_never_panics() {
     // No probe given: the build's real probes are tried (none without the `cuda` or
     // `nvml` feature; on a machine without a driver, both fail to load).
-    let layer = SpanLabLayer::new(Arc::new(ProfileData::new(GpuConfig::default())));
-    let profile = layer.profile();
+    let (layer, profile) =
+        crate::test_support::layer_with(crate::core::clock::Clock::new(), GpuConfig::default());
     run(layer, || {
         for _ in 0..3 {
             info_span!("forward", gpu = true).in_scope(|| ());

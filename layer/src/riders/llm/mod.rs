@@ -39,6 +39,7 @@
 
 mod book;
 mod recorder;
+pub(crate) mod rider;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};

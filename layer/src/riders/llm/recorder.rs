@@ -61,8 +61,7 @@ impl PromptRecorder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, Arc::downgrade(&sink));
-        let span =
-            tracing::info_span!(target: super::TARGET, "prompt_recorder", spanlab.recorder = id);
+        let span = tracing::info_span!(target: "spanlab::llm::recorder", "prompt_recorder", spanlab.recorder = id);
         PromptRecorder { id, span, sink }
     }
 

@@ -29,6 +29,7 @@
 //! when the threads first draw in the same order.
 
 mod generator;
+pub(crate) mod rider;
 #[cfg(test)]
 mod scope_tests;
 pub(crate) mod scopes;

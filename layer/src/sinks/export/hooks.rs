@@ -1,20 +1,22 @@
-//! What the layer's callbacks do for export: find a span's record and add to it.
+//! Export as a rider on every sampled span: its record is made at creation, added to
+//! while the span lives, and queued at close.
 //!
-//! A span's record lives with its owner part ([`crate::core::spans`]): the owner thread
-//! reaches it through its slot, without locks. Another thread that adds to a span it
-//! does not own (an event inside `in_scope` on a worker thread, a `record` from
-//! elsewhere) writes a [`ForeignPart`] into the span's extension and flags the slot, the
-//! same way timing parts travel; the close merges it in.
+//! A span's record lives in the span's word ([`crate::core::rider::SpanWord`]), which
+//! travels with its owner part: the owner thread reaches it without locks. Another
+//! thread that adds to a span it does not own (an event inside `in_scope` on a worker
+//! thread, a `record` from elsewhere) writes a [`ForeignPart`] into the span's extension
+//! and the core flags the span, the same way timing parts travel; the close merges it
+//! in.
 
-use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::span::{Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::span::{event_record, Attr, AttrValue, ExportSpan, Failure, FieldVisitor, SpanEvent};
 use super::Export;
-use crate::core::spans::{ExportPtr, Owned, SpanState};
-use crate::profile::ProfileData;
+use crate::core::rider::{Bits, Closing, Cx, NewSpan, Notes, Rider, SpanAttr, WordAt};
+use crate::riders::llm::PromptRecord;
 
 /// What threads other than the owner added to a span, waiting in its extension.
 #[derive(Default)]
@@ -113,184 +115,151 @@ where
     }
 }
 
-/// The record of a span spanlab knows, on whichever thread owns it (`Some(NONE)`: not
-/// sampled); `None` for a span spanlab has no state for.
-fn record_of<S>(
-    data: &ProfileData,
-    owned: &mut Owned<'_>,
-    id: &Id,
-    ctx: &Context<'_, S>,
-) -> Option<ExportPtr>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    owned
-        .export(id.into_u64())
-        .or_else(|| data.threads.export_elsewhere(id, ctx))
+/// The export sink on every span: `None` when export is off.
+#[derive(Default)]
+pub(crate) struct ExportRider(pub(crate) Option<Export>);
+
+impl ExportRider {
+    /// Runs `f` on the place additions to span `id` go, if the span is sampled.
+    fn with_target<S>(&self, id: &Id, cx: &mut Cx<'_, '_, S>, f: impl FnOnce(Target<'_>))
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        cx.with_word(id, |at| match at {
+            // SAFETY: this thread owns the span, which is alive (a callback names it).
+            WordAt::Here(word) => {
+                if let Some(record) = unsafe { ExportSpan::borrow_mut(word) } {
+                    f(Target::Record(record));
+                }
+            }
+            // SAFETY: the record lives in the extension, whose lock is held.
+            WordAt::Locked(word, _extensions) => {
+                if let Some(record) = unsafe { ExportSpan::borrow_mut(word) } {
+                    f(Target::Record(record));
+                }
+            }
+            WordAt::Elsewhere(extensions) => {
+                if extensions.get_mut::<ForeignPart>().is_none() {
+                    extensions.insert(ForeignPart::default());
+                }
+                if let Some(part) = extensions.get_mut::<ForeignPart>() {
+                    f(Target::Foreign(part));
+                }
+            }
+        });
+    }
 }
 
-/// A new span: its record, if its trace is sampled.
-#[inline]
-pub(crate) fn new_span<S>(
-    data: &ProfileData,
-    export: &Export,
-    owned: &mut Owned<'_>,
-    attrs: &Attributes<'_>,
-    ctx: &Context<'_, S>,
-) -> ExportPtr
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let parent = if attrs.is_root() {
-        None
-    } else if let Some(parent) = attrs.parent() {
-        record_of(data, owned, parent, ctx)
-    } else {
-        // Contextual: the span entered on this thread (the registry's current span).
-        owned
-            .private
-            .frames
-            .last()
-            .map(|f| Id::from_u64(f.id))
-            .and_then(|parent| record_of(data, owned, &parent, ctx))
-    };
-    export.begin(owned, attrs, parent, data.clock.raw())
-}
+impl Rider for ExportRider {
+    const ENTERS: Bits = 0;
+    const USES_WORD: bool = true;
 
-/// Runs `f` on the place additions to span `id` go, if the span is sampled.
-pub(crate) fn with_target<S>(
-    data: &ProfileData,
-    owned: &mut Owned<'_>,
-    id: &Id,
-    ctx: &Context<'_, S>,
-    f: impl FnOnce(Target<'_>),
-) where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    if let Some(ptr) = owned.export(id.into_u64()) {
-        // SAFETY: this thread owns the span, which is alive (a callback names it).
-        if let Some(record) = unsafe { ExportSpan::borrow_mut(ptr) } {
-            f(Target::Record(record));
+    #[inline(always)]
+    fn sees_every_span(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// A new span: its record, if its trace is sampled.
+    fn new_span<S>(&self, span: &mut NewSpan<'_>, cx: &mut Cx<'_, '_, S>, _interest: Bits) -> Bits
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(export) = &self.0 else { return 0 };
+        let attrs = span.attrs;
+        let parent = if attrs.is_root() {
+            None
+        } else if let Some(parent) = attrs.parent() {
+            cx.word_of(parent)
+        } else {
+            // Contextual: the span entered on this thread (the registry's current span).
+            cx.current().and_then(|parent| cx.word_of(&parent))
+        };
+        span.word = export.begin(attrs, parent, cx.clock().raw());
+        span.word.is_some() as Bits
+    }
+
+    /// A span's close: completes and queues its record.
+    fn close<S>(&self, span: &mut Closing, cx: &mut Cx<'_, '_, S>, _bits: Bits)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // SAFETY: the span is closing on this thread, which took its whole state.
+        let Some(mut record) = (unsafe { ExportSpan::from_ptr(span.state.word) }) else {
+            return;
+        };
+        let Some(export) = &self.0 else { return };
+        if span.foreign {
+            merge_foreign(&mut record, &span.id, cx.ctx());
         }
-        return;
-    }
-    with_target_elsewhere(data, id, ctx, f);
-}
-
-#[cold]
-fn with_target_elsewhere<S>(
-    data: &ProfileData,
-    id: &Id,
-    ctx: &Context<'_, S>,
-    f: impl FnOnce(Target<'_>),
-) where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    match data.threads.export_elsewhere(id, ctx) {
-        Some(ptr) if ptr.is_some() => {}
-        _ => return, // unknown, or not sampled
-    }
-    let Some(span) = ctx.span(id) else { return };
-    let mut ext = span.extensions_mut();
-    // Evicted by its owner: the record itself is in the extension, under its lock.
-    let evicted = ext
-        .get_mut::<SpanState>()
-        .map(|s| s.export)
-        .filter(|p| p.is_some());
-    if let Some(ptr) = evicted {
-        // SAFETY: the record lives in this extension, whose lock we hold.
-        if let Some(record) = unsafe { ExportSpan::borrow_mut(ptr) } {
-            f(Target::Record(record));
+        let attributes = span.take_attributes();
+        if !attributes.is_empty() {
+            record
+                .rare_mut()
+                .extra
+                .extend(attributes.into_iter().map(|(k, v)| {
+                    let v = match v {
+                        SpanAttr::Int(i) => AttrValue::I64(i),
+                        SpanAttr::Float(f) => AttrValue::F64(f),
+                        SpanAttr::Str(s) => AttrValue::str(s),
+                    };
+                    (k, v)
+                }));
         }
-        return;
+        let clock = cx.clock();
+        export.finish(record, &span.state, span.panicking, || clock.raw());
     }
-    data.threads.mark_foreign(id.into_u64());
-    if ext.get_mut::<ForeignPart>().is_none() {
-        ext.insert(ForeignPart::default());
-    }
-    if let Some(part) = ext.get_mut::<ForeignPart>() {
-        f(Target::Foreign(part));
-    }
-}
 
-/// An event: a span event of the span it happened in.
-pub(crate) fn event<S>(data: &ProfileData, event: &Event<'_>, ctx: &Context<'_, S>)
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut owned = data.threads.owned();
-    let id = if event.is_contextual() {
-        owned.private.frames.last().map(|f| Id::from_u64(f.id))
-    } else {
-        event.parent().cloned()
-    };
-    let Some(id) = id else { return };
-    let error = *event.metadata().level() == Level::ERROR;
-    // The clock is read only for a sampled span: others cost a lookup, no more.
-    with_target(data, &mut owned, &id, ctx, |mut target| {
-        target.add_event(event_record(event, data.clock.raw()), error)
-    });
-}
-
-/// `Span::record`: new or changed field values.
-pub(crate) fn record<S>(data: &ProfileData, id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut owned = data.threads.owned();
-    with_target(data, &mut owned, id, ctx, |mut target| {
-        target.record(values)
-    });
-}
-
-/// `Span::follows_from`: a link to the other span.
-pub(crate) fn follows_from<S>(data: &ProfileData, id: &Id, follows: &Id, ctx: &Context<'_, S>)
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut owned = data.threads.owned();
-    let Some(other) = record_of(data, &mut owned, follows, ctx) else {
-        return;
-    };
-    // SAFETY: the caller holds a handle to `follows`, so it is alive.
-    let Some(ids) = (unsafe { ExportSpan::ids(other) }) else {
-        return;
-    };
-    with_target(data, &mut owned, id, ctx, |mut target| target.link(ids));
-}
-
-/// A span's close: completes and queues its record.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn close<S>(
-    data: &ProfileData,
-    export: &Export,
-    owned: &mut Owned<'_>,
-    mut record: Box<ExportSpan>,
-    state: &SpanState,
-    foreign: bool,
-    annotations: crate::features::Annotations,
-    id: &Id,
-    ctx: &Context<'_, S>,
-) where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    if foreign {
-        merge_foreign(&mut record, id, ctx);
+    /// An event: a span event of the span it happened in; a prompt record (left by the
+    /// prompt rider) also gives that span its GenAI attributes.
+    fn event<S>(&self, event: &Event<'_>, cx: &mut Cx<'_, '_, S>, notes: &mut Notes)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(export) = &self.0 else { return };
+        let id = if event.is_contextual() {
+            cx.current()
+        } else {
+            event.parent().cloned()
+        };
+        let Some(id) = id else { return };
+        let error = *event.metadata().level() == Level::ERROR;
+        // The clock is read only for a sampled span: others cost a lookup, no more.
+        let clock = cx.clock();
+        self.with_target(&id, cx, |mut target| {
+            target.add_event(event_record(event, clock.raw()), error)
+        });
+        if let Some(record) = notes.get::<PromptRecord>() {
+            let (attrs, details) =
+                super::genai::annotations(record, export.capture_content, clock.raw());
+            self.with_target(&id, cx, |mut target| target.annotate(attrs, details));
+        }
     }
-    if !annotations.is_empty() {
-        record
-            .rare_mut()
-            .extra
-            .extend(annotations.into_iter().map(|(k, v)| {
-                let v = match v {
-                    crate::features::Annotation::Int(i) => AttrValue::I64(i),
-                    crate::features::Annotation::Float(f) => AttrValue::F64(f),
-                    crate::features::Annotation::Str(s) => AttrValue::str(s),
-                };
-                (k, v)
-            }));
+
+    /// `Span::record`: new or changed field values.
+    fn record<S>(&self, id: &Id, values: &Record<'_>, cx: &mut Cx<'_, '_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.0.is_some() {
+            self.with_target(id, cx, |mut target| target.record(values));
+        }
     }
-    export.finish(owned, record, state, std::thread::panicking(), || {
-        data.clock.raw()
-    });
+
+    /// `Span::follows_from`: a link to the other span.
+    fn follows_from<S>(&self, id: &Id, follows: &Id, cx: &mut Cx<'_, '_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.0.is_none() {
+            return;
+        }
+        let Some(other) = cx.word_of(follows) else {
+            return;
+        };
+        // SAFETY: the caller holds a handle to `follows`, so it is alive.
+        let Some(ids) = (unsafe { ExportSpan::ids(other) }) else {
+            return;
+        };
+        self.with_target(id, cx, |mut target| target.link(ids));
+    }
 }

@@ -73,8 +73,12 @@ pub(crate) mod pipeline;
 pub(crate) mod span;
 mod transport;
 
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use thread_local::ThreadLocal;
 use tracing_core::span::Attributes;
 
 pub(crate) use config::ExportConfig;
@@ -82,9 +86,12 @@ pub use config::{Protocol, RemoteParent, Sampler};
 pub use convert::attributes;
 pub(crate) use pipeline::DynExporter;
 
+pub(crate) use hooks::ExportRider;
+
 use crate::core::clock::Clock;
-use crate::core::spans::Owned;
-use crate::core::spans::{ExportPtr, SpanState, ThreadState};
+use crate::core::padded::CachePadded;
+use crate::core::rider::SpanWord;
+use crate::core::spans::SpanState;
 use crate::sinks::report::ExportReport;
 use pipeline::{Pipeline, SharedOutbox};
 use span::{ExportSpan, Failure};
@@ -109,6 +116,43 @@ fn yield_to_the_program() {
     }
 }
 
+/// A counter only its owning thread increments: a load and a store, no
+/// read-modify-write. Readers on other threads see a recent value; sums over threads
+/// are exact once the owners are quiet.
+#[derive(Default)]
+pub(crate) struct OwnerCounter(AtomicU64);
+
+impl OwnerCounter {
+    /// Adds one. Owner only.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// What export keeps per program thread.
+#[derive(Default)]
+struct ExportThread {
+    /// Sampled spans this thread closed.
+    finished: OwnerCounter,
+    /// Of those, the ones the export queue had no room for.
+    dropped: OwnerCounter,
+    /// This thread's finished spans on their way to the exporter thread.
+    outbox: OnceLock<SharedOutbox>,
+    /// Records ready for reuse; boxed, as a live span's word points at its record.
+    #[allow(clippy::vec_box)]
+    pool: UnsafeCell<Vec<Box<ExportSpan>>>,
+}
+
+// SAFETY: other threads only read the counters (atomics) and the outbox (a mutex);
+// `pool` is reached only through `Export::pool`, by the thread the entry belongs to.
+unsafe impl Sync for ExportThread {}
+
 /// Export, running: the sampling rule and the queue to the exporter thread.
 pub(crate) struct Export {
     sampler: Sampler,
@@ -118,6 +162,7 @@ pub(crate) struct Export {
     /// `"grpc http://…"`, for the report.
     target: String,
     pipeline: Pipeline,
+    threads: ThreadLocal<CachePadded<ExportThread>>,
 }
 
 impl std::fmt::Debug for Export {
@@ -178,25 +223,25 @@ impl Export {
             flush_timeout: config.flush_timeout,
             target,
             pipeline,
+            threads: ThreadLocal::new(),
         })
     }
 
     /// A new span's record, or none when its trace is not sampled. `parent`: the
-    /// parent span's record when spanlab knows the parent (`ExportPtr::NONE` when the
+    /// parent span's record when spanlab knows the parent (`SpanWord::NONE` when the
     /// parent is not sampled), `None` for a root span.
     #[inline]
     pub(crate) fn begin(
         &self,
-        owned: &mut Owned<'_>,
         attrs: &Attributes<'_>,
-        parent: Option<ExportPtr>,
+        parent: Option<SpanWord>,
         now: u64,
-    ) -> ExportPtr {
+    ) -> SpanWord {
         let (trace_id, parent) = match parent {
             // SAFETY: the parent is alive (the new span holds a reference to it).
             Some(p) => match unsafe { ExportSpan::ids(p) } {
                 Some((trace, span)) => (trace, Some((span, false))),
-                None => return ExportPtr::NONE, // the parent's trace is not sampled
+                None => return SpanWord::NONE, // the parent's trace is not sampled
             },
             None => match self.remote {
                 Some(remote) => {
@@ -204,26 +249,27 @@ impl Export {
                         .sampler
                         .sample_root(remote.trace_id, Some(remote.sampled))
                     {
-                        return ExportPtr::NONE;
+                        return SpanWord::NONE;
                     }
                     (remote.trace_id, Some((remote.span_id, true)))
                 }
                 None => {
                     let trace = span::new_trace_id();
                     if !self.sampler.sample_root(trace, None) {
-                        return ExportPtr::NONE;
+                        return SpanWord::NONE;
                     }
                     (trace, None)
                 }
             },
         };
         let meta = attrs.metadata();
-        let mut record = match owned.private.export_pool.pop() {
-            Some(record) => record,
-            None => self
-                .refill(owned)
-                .unwrap_or_else(|| ExportSpan::blank(meta)),
-        };
+        let thread = self.this_thread();
+        // SAFETY: `thread` is this thread's own entry; no other borrow of its pool is
+        // alive (`refill` and `finish` take theirs only while they run).
+        let pooled = unsafe { Self::pool(thread) }.pop();
+        let mut record = pooled
+            .or_else(|| self.refill(thread))
+            .unwrap_or_else(|| ExportSpan::blank(meta));
         record.reset(meta, trace_id, parent, now);
         // Into the record's own buffer, which keeps its capacity from use to use.
         let mut visitor = span::FieldVisitor {
@@ -237,28 +283,45 @@ impl Export {
         record.into_ptr()
     }
 
+    /// The calling thread's export state.
+    #[inline]
+    fn this_thread(&self) -> &ExportThread {
+        &self.threads.get_or_default().0
+    }
+
+    /// The records `thread` keeps for reuse.
+    ///
+    /// # Safety
+    /// `thread` is the calling thread's own entry ([`Export::this_thread`]), and no
+    /// other borrow of its pool is alive.
+    #[inline]
+    #[allow(clippy::mut_from_ref, clippy::vec_box)]
+    unsafe fn pool(thread: &ExportThread) -> &mut Vec<Box<ExportSpan>> {
+        // SAFETY: the caller's contract; `ThreadLocal` hands each thread its own entry.
+        unsafe { &mut *thread.pool.get() }
+    }
+
     /// This thread's outbox (registered with the exporter on first use).
     #[inline]
-    fn outbox<'a>(&self, state: &'a ThreadState) -> &'a SharedOutbox {
-        state.export_outbox.get_or_init(|| self.pipeline.register())
+    fn outbox<'a>(&self, thread: &'a ExportThread) -> &'a SharedOutbox {
+        thread.outbox.get_or_init(|| self.pipeline.register())
     }
 
     /// Takes back the records the exporter is done with; one of them, if any.
     #[cold]
-    fn refill(&self, owned: &mut Owned<'_>) -> Option<Box<ExportSpan>> {
-        let outbox = self.outbox(owned.state);
-        std::mem::swap(
-            &mut pipeline::lock(outbox).spare,
-            &mut owned.private.export_pool,
-        );
-        owned.private.export_pool.pop()
+    fn refill(&self, thread: &ExportThread) -> Option<Box<ExportSpan>> {
+        let outbox = self.outbox(thread);
+        // SAFETY: `thread` is the caller's own (see `begin`), and this is the only
+        // borrow of its pool while it runs.
+        let pool = unsafe { Self::pool(thread) };
+        std::mem::swap(&mut pipeline::lock(outbox).spare, pool);
+        pool.pop()
     }
 
     /// A sampled span closed: completes its record and queues it. `end` is the close
     /// time for a span never entered.
     pub(crate) fn finish(
         &self,
-        owned: &mut Owned<'_>,
         mut record: Box<ExportSpan>,
         state: &SpanState,
         panicking: bool,
@@ -276,15 +339,15 @@ impl Export {
             // The ERROR event was seen, but on a path that kept no message.
             record.rare_mut().failure = Some(Failure::Error("error".into()));
         }
-        let state = owned.state;
-        state.export_finished.bump();
+        let thread = self.this_thread();
+        thread.finished.bump();
         if !self
             .pipeline
             .shared
             .stopped
             .load(std::sync::atomic::Ordering::SeqCst)
         {
-            let mut outbox = pipeline::lock(self.outbox(state));
+            let mut outbox = pipeline::lock(self.outbox(thread));
             if outbox.ready.len() < self.pipeline.capacity {
                 outbox.ready.push(record);
                 return;
@@ -293,9 +356,11 @@ impl Export {
         // No room, or export has stopped: dropped, counted, and the record kept for
         // reuse (up to a full queue's worth: a thread that only closes spans made
         // elsewhere never draws from its pool).
-        state.export_dropped.bump();
-        if owned.private.export_pool.len() < self.pipeline.capacity {
-            owned.private.export_pool.push(record);
+        thread.dropped.bump();
+        // SAFETY: `thread` is this thread's own, and no other borrow of its pool is alive.
+        let pool = unsafe { Self::pool(thread) };
+        if pool.len() < self.pipeline.capacity {
+            pool.push(record);
         }
     }
 
@@ -306,15 +371,11 @@ impl Export {
     }
 
     /// The export section of a report.
-    pub(crate) fn report<'a>(
-        &self,
-        threads: impl Iterator<Item = &'a ThreadState>,
-    ) -> ExportReport {
-        use std::sync::atomic::Ordering::Relaxed;
+    pub(crate) fn report(&self) -> ExportReport {
         let (mut finished, mut dropped) = (0, 0);
-        for t in threads {
-            finished += t.export_finished.get();
-            dropped += t.export_dropped.get();
+        for t in self.threads.iter() {
+            finished += t.0.finished.get();
+            dropped += t.0.dropped.get();
         }
         let shared = &self.pipeline.shared;
         let exported = shared.exported.load(Relaxed);

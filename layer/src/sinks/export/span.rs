@@ -1,7 +1,7 @@
 //! A span's export record: what OTLP needs beyond the timing the layer keeps anyway.
 //!
 //! The record is allocated when a sampled span is created and travels with the span's
-//! owner part ([`crate::core::spans::ExportPtr`]); the layer fills it from the span's fields,
+//! owner part ([`crate::core::rider::SpanWord`]); the layer fills it from the span's fields,
 //! later `record` calls, events and follows-from links, and at close hands it to the
 //! export queue. Converting it to OpenTelemetry's types happens on the exporter thread.
 //!
@@ -15,7 +15,7 @@ use std::fmt;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
-use crate::core::spans::ExportPtr;
+use crate::core::rider::SpanWord;
 
 /// One attribute value, as OTLP types it.
 #[derive(Clone, Debug, PartialEq)]
@@ -171,8 +171,8 @@ impl ExportSpan {
     }
 
     /// Leaks the record into the pointer a span's state carries.
-    pub(crate) fn into_ptr(self: Box<Self>) -> ExportPtr {
-        ExportPtr(Box::into_raw(self) as usize)
+    pub(crate) fn into_ptr(self: Box<Self>) -> SpanWord {
+        SpanWord(Box::into_raw(self) as usize)
     }
 
     /// Takes the record back out of a span's pointer.
@@ -180,7 +180,7 @@ impl ExportSpan {
     /// # Safety
     /// `ptr` came from [`ExportSpan::into_ptr`] and is taken back exactly once: by the
     /// thread that closes the span, which holds the only state that still carries it.
-    pub(crate) unsafe fn from_ptr(ptr: ExportPtr) -> Option<Box<Self>> {
+    pub(crate) unsafe fn from_ptr(ptr: SpanWord) -> Option<Box<Self>> {
         // SAFETY: the caller's contract.
         ptr.is_some()
             .then(|| unsafe { Box::from_raw(ptr.0 as *mut ExportSpan) })
@@ -193,7 +193,7 @@ impl ExportSpan {
     /// now: its owner thread while the span is alive (nobody else writes it before
     /// the close), or a thread holding the span's extension lock when the record lives
     /// in the extension.
-    pub(crate) unsafe fn borrow_mut<'a>(ptr: ExportPtr) -> Option<&'a mut Self> {
+    pub(crate) unsafe fn borrow_mut<'a>(ptr: SpanWord) -> Option<&'a mut Self> {
         // SAFETY: the caller's contract.
         ptr.is_some()
             .then(|| unsafe { &mut *(ptr.0 as *mut ExportSpan) })
@@ -204,7 +204,7 @@ impl ExportSpan {
     /// # Safety
     /// `ptr` is a live span's (the caller holds a handle, so it is not closed); ids are
     /// written before the pointer is published and never change.
-    pub(crate) unsafe fn ids(ptr: ExportPtr) -> Option<(u128, u64)> {
+    pub(crate) unsafe fn ids(ptr: SpanWord) -> Option<(u128, u64)> {
         // SAFETY: the caller's contract.
         ptr.is_some().then(|| unsafe {
             let span = &*(ptr.0 as *const ExportSpan);
