@@ -303,10 +303,13 @@ pub(crate) struct NewSpan<'a> {
 pub(crate) struct Closing {
     pub(crate) id: Id,
     pub(crate) state: SpanState,
+    // Part of the seam: the riders that read it (export) may be compiled out.
+    #[allow(dead_code)]
     /// Other threads added parts to the span (see `core::spans`): a rider that keeps
     /// per-span data in the extensions from other threads finds it there.
     pub(crate) foreign: bool,
     /// The closing thread is unwinding from a panic.
+    #[allow(dead_code)] // as `foreign`
     pub(crate) panicking: bool,
     attributes: Option<Vec<(String, SpanAttr)>>,
 }
@@ -335,6 +338,7 @@ impl Closing {
     }
 
     /// The attributes the riders attached, for a sink.
+    #[allow(dead_code)] // as `foreign`
     pub(crate) fn take_attributes(&mut self) -> Vec<(String, SpanAttr)> {
         self.attributes.take().unwrap_or_default()
     }
@@ -352,12 +356,14 @@ impl Notes {
     }
 
     /// The note of type `T`, if an earlier rider left one.
+    #[allow(dead_code)] // read by export, which may be compiled out
     pub(crate) fn get<T: Any + Send>(&self) -> Option<&T> {
         self.0.as_ref()?.downcast_ref()
     }
 }
 
 /// Where an addition to span `id` goes, for the word's rider ([`Cx::with_word`]).
+#[allow(dead_code)] // the word's rider (export) may be compiled out
 pub(crate) enum WordAt<'e, 'x> {
     /// The calling thread owns the span: the word, to use without a lock.
     Here(SpanWord),
@@ -413,6 +419,7 @@ where
     }
 
     /// The span entered last on this thread, if any.
+    #[allow(dead_code)] // used by export, which may be compiled out
     pub(crate) fn current(&self) -> Option<Id> {
         self.owned.private.frames.last().map(|f| Id::from_u64(f.id))
     }
@@ -429,6 +436,7 @@ where
         paths::names(&self.core.paths.entries(), path)
     }
 
+    #[allow(dead_code)] // as `current`
     /// The [`SpanWord`] of span `id`, wherever it lives; `None` for a span the core has
     /// no state for.
     pub(crate) fn word_of(&mut self, id: &Id) -> Option<SpanWord> {
@@ -438,6 +446,7 @@ where
     }
 
     /// Runs `f` on where additions to span `id` go, if its word is set.
+    #[allow(dead_code)] // as `current`
     pub(crate) fn with_word<R>(
         &mut self,
         id: &Id,
@@ -461,6 +470,7 @@ where
 }
 
 #[cold]
+#[allow(dead_code)] // as `Cx::current`
 fn with_word_elsewhere<S, R>(
     threads: &Threads,
     id: &Id,

@@ -503,3 +503,46 @@ fn stress_spans_moving_between_threads_while_owners_evict() {
     let job = profile.get("job").unwrap();
     assert!(job.busy >= profile.get("job > step").unwrap().total);
 }
+
+/// A rider that breaks rule 5 of `core::spans`: it traces from inside its enter hook.
+struct Chatty;
+
+impl crate::core::rider::Rider for Chatty {
+    fn interest(&self, _: &'static tracing::Metadata<'static>, _: u16) -> u8 {
+        1
+    }
+
+    fn new_span<S>(
+        &self,
+        _: &mut crate::core::rider::NewSpan<'_>,
+        _: &mut crate::core::rider::Cx<'_, '_, S>,
+        _: u8,
+    ) -> u8
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        1
+    }
+
+    fn enter<S>(&self, _: &tracing::Id, _: &mut crate::core::rider::Cx<'_, '_, S>, _: u8) -> u8
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        tracing::info!("this event re-enters the layer");
+        0
+    }
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "rule 5")]
+fn a_rider_that_traces_inside_a_hook_is_caught_in_debug_builds() {
+    let lab = Arc::new(Assembly {
+        core: Core::new(Clock::new()),
+        riders: Chatty,
+    });
+    let layer = SpanCore::new(lab);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("step").in_scope(|| ());
+    });
+}

@@ -209,3 +209,45 @@ fn bookkeeping_counts_seeds_draws_and_digests_per_path() {
         .wrapping_add(digest_of(7));
     assert_eq!(shuffle.digest, expected);
 }
+
+/// A `fmt` layer's output, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn a_bad_seed_warning_reaches_the_other_layers_under_a_scoped_dispatcher() {
+    // The warning is said from inside `on_new_span`, where tracing's macros would find
+    // no dispatcher under `with_default`: it must still reach the fmt layer, once per
+    // callsite.
+    let (layer, _profile) = layer();
+    let out = Captured::default();
+    let writer = out.clone();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(move || writer.clone())
+        .with_ansi(false);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(fmt).with(layer), || {
+        for _ in 0..3 {
+            info_span!("text", seed = "abc").in_scope(|| ());
+        }
+    });
+    let text = out.text();
+    let warning = "span `text`: seed = \"abc\" is not an unsigned integer; the span ran unseeded";
+    assert_eq!(text.matches(warning).count(), 1, "{text}");
+    assert!(text.contains("WARN") && text.contains("spanlab"), "{text}");
+}
