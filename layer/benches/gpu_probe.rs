@@ -9,7 +9,7 @@
 //! Measures, on device 0: the CUDA pool's three attribute reads plus `cuMemGetInfo`
 //! (one `read`), the pool peak reset, a device synchronize with nothing queued, NVML's
 //! memory reading, and NVML's energy counter. Without a GPU it says why and measures
-//! nothing.
+//! nothing. `README.md` in this folder is where its figures go.
 
 use std::hint::black_box;
 use std::time::Duration;

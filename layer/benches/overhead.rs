@@ -23,6 +23,7 @@
 //! times all variants back to back, which is the figure to quote on a shared, noisy
 //! machine. `cargo bench -p spanlab --bench overhead -- interleaved-only` skips
 //! criterion's part (no benchmark has that name) and prints only the tables.
+//! `README.md` in this folder explains how to read them and has the last figures.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -485,10 +486,10 @@ fn shuffle(order: &mut [usize], seed: &mut u64) {
 /// whose entries (about 40 bytes, not padded) sit side by side in order of the
 /// threads' ids, and ids go to the lowest free number: two threads started one after
 /// the other would write one cache line on every enter and exit. That false sharing
-/// doubled the registry's own cost per span here, by the luck of which ids the
-/// threads drew, and swamped what the layers add. Spacers keep the workers' ids at
-/// least three apart (the ids are taken in order: each thread takes its id before the
-/// next starts).
+/// raised the registry's own cost per span, by the luck of which ids the threads drew,
+/// enough to swamp what the layers add (by how much: `README.md` in this folder).
+/// Spacers keep the workers' ids at least three apart (the ids are taken in order:
+/// each thread takes its id before the next starts).
 struct Crew {
     /// Tells the threads to return instead of running another burst.
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,

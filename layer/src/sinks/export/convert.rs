@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
 use super::config::ExportConfig;
-use super::span::{AttrValue, ExportSpan, Failure};
+use super::span::{AttrValue, ExportSpan, Failure, Rare};
 use crate::core::clock::Clock;
 
 /// Span attribute names spanlab adds to every exported span.
@@ -101,26 +101,48 @@ impl Converter {
     /// The record's `SpanData`. The record is only read: it goes back to its thread
     /// for reuse, and what it owns is freed there.
     pub(crate) fn convert(&mut self, span: &ExportSpan) -> SpanData {
-        let meta = span.metadata;
-        let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
-        let busy = self.clock.nanos_between(0, span.busy_ticks);
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(span.attributes.len() + 6);
         let rare = span.rare.as_deref();
-        let extra = rare.map_or(&[][..], |r| &r.extra[..]);
+        let attributes = self.attributes(span);
+        let (name, span_kind) = name_and_kind(span.metadata, &attributes);
+        SpanData {
+            span_context: context(span.trace_id, span.span_id, false),
+            parent_span_id: parent_span_id(span),
+            parent_span_is_remote: span.parent_remote,
+            span_kind,
+            name,
+            start_time: self.time(span.start_ticks),
+            end_time: self.time(span.end_ticks),
+            attributes,
+            dropped_attributes_count: 0,
+            events: self.events(rare),
+            links: links(rare),
+            status: status(span),
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+
+    /// The span's fields, then spanlab's own values, the code location and the
+    /// busy/idle split, in that order.
+    fn attributes(&mut self, span: &ExportSpan) -> Vec<KeyValue> {
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(span.attributes.len() + 6);
         attrs.extend(
             span.attributes
                 .iter()
                 .map(|(k, v)| KeyValue::new(*k, value(v, &span.text))),
         );
-        if !extra.is_empty() {
-            // spanlab's own values win over span fields of the same name.
-            attrs.retain(|kv| !extra.iter().any(|(k, _)| kv.key.as_str() == k));
-            attrs.extend(
-                extra
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), value(v, ""))),
-            );
-        }
+        let extra = span.rare.as_deref().map_or(&[][..], |r| &r.extra[..]);
+        add_extra(&mut attrs, extra);
+        self.add_code_location(&mut attrs, span.metadata);
+        self.add_busy_idle(&mut attrs, span);
+        attrs
+    }
+
+    /// `code.function`, `code.filepath` and `code.lineno`, where the callsite has them.
+    fn add_code_location(
+        &mut self,
+        attrs: &mut Vec<KeyValue>,
+        meta: &'static tracing_core::Metadata<'static>,
+    ) {
         attrs.push(KeyValue::new("code.function", self.function(meta)));
         if let Some(file) = meta.file() {
             attrs.push(KeyValue::new("code.filepath", file));
@@ -128,28 +150,22 @@ impl Converter {
         if let Some(line) = meta.line() {
             attrs.push(KeyValue::new("code.lineno", i64::from(line)));
         }
+    }
+
+    fn add_busy_idle(&self, attrs: &mut Vec<KeyValue>, span: &ExportSpan) {
+        let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
+        let busy = self.clock.nanos_between(0, span.busy_ticks);
         attrs.push(KeyValue::new(attributes::BUSY_NS, busy as i64));
         attrs.push(KeyValue::new(
             attributes::IDLE_NS,
             lifetime.saturating_sub(busy) as i64,
         ));
-        // `llm::chat`'s span: named and typed as the GenAI conventions say.
-        let llm_call = meta.target() == "spanlab::llm" && meta.name() == "chat";
-        let name = if llm_call {
-            let model = attrs
-                .iter()
-                .find(|kv| kv.key.as_str() == "gen_ai.request.model")
-                .map(|kv| kv.value.as_str().into_owned());
-            model.map(|m| Cow::Owned(format!("chat {m}")))
-        } else {
-            None
-        };
-        let status = match span.failure() {
-            None => Status::Unset,
-            Some(Failure::Error(message)) => Status::error(message.clone()),
-            Some(Failure::Panicked) => Status::error("panicked"),
-        };
-        let events = rare
+    }
+
+    /// The span's events, each with its own time and fields.
+    fn events(&self, rare: Option<&Rare>) -> SpanEvents {
+        let mut all = SpanEvents::default();
+        all.events = rare
             .map_or(&[][..], |r| &r.events[..])
             .iter()
             .map(|e| {
@@ -161,43 +177,69 @@ impl Converter {
                 Event::new(e.name.clone(), self.time(e.ticks), attributes, 0)
             })
             .collect();
-        let links = rare
-            .map_or(&[][..], |r| &r.links[..])
-            .iter()
-            .map(|&(trace, span)| Link::with_context(context(trace, span, false)))
-            .collect();
-        SpanData {
-            span_context: context(span.trace_id, span.span_id, false),
-            parent_span_id: if span.parent_id == 0 {
-                SpanId::INVALID
-            } else {
-                SpanId::from(span.parent_id)
-            },
-            parent_span_is_remote: span.parent_remote,
-            span_kind: if llm_call {
-                SpanKind::Client
-            } else {
-                SpanKind::Internal
-            },
-            name: name.unwrap_or(Cow::Borrowed(meta.name())),
-            start_time: self.time(span.start_ticks),
-            end_time: self.time(span.end_ticks),
-            attributes: attrs,
-            dropped_attributes_count: 0,
-            events: {
-                let mut all = SpanEvents::default();
-                all.events = events;
-                all
-            },
-            links: {
-                let mut all = SpanLinks::default();
-                all.links = links;
-                all
-            },
-            status,
-            instrumentation_scope: self.scope.clone(),
-        }
+        all
     }
+}
+
+/// Appends spanlab's own values (GPU, seeds, GenAI); they win over span fields of the
+/// same name.
+fn add_extra(attrs: &mut Vec<KeyValue>, extra: &[(String, AttrValue)]) {
+    if extra.is_empty() {
+        return;
+    }
+    attrs.retain(|kv| !extra.iter().any(|(k, _)| kv.key.as_str() == k));
+    attrs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), value(v, ""))),
+    );
+}
+
+/// `llm::chat`'s span is named and typed as the GenAI conventions say: a client span
+/// named `chat {model}` (its own name while the model is unknown). Any other span keeps
+/// its name and is internal.
+fn name_and_kind(
+    meta: &'static tracing_core::Metadata<'static>,
+    attrs: &[KeyValue],
+) -> (Cow<'static, str>, SpanKind) {
+    if meta.target() != "spanlab::llm" || meta.name() != "chat" {
+        return (Cow::Borrowed(meta.name()), SpanKind::Internal);
+    }
+    let model = attrs
+        .iter()
+        .find(|kv| kv.key.as_str() == "gen_ai.request.model")
+        .map(|kv| kv.value.as_str().into_owned());
+    let name = model.map_or(Cow::Borrowed(meta.name()), |m| {
+        Cow::Owned(format!("chat {m}"))
+    });
+    (name, SpanKind::Client)
+}
+
+fn parent_span_id(span: &ExportSpan) -> SpanId {
+    if span.parent_id == 0 {
+        SpanId::INVALID
+    } else {
+        SpanId::from(span.parent_id)
+    }
+}
+
+fn status(span: &ExportSpan) -> Status {
+    match span.failure() {
+        None => Status::Unset,
+        Some(Failure::Error(message)) => Status::error(message.clone()),
+        Some(Failure::Panicked) => Status::error("panicked"),
+    }
+}
+
+/// Follows-from links, as links to spans of (possibly) other traces.
+fn links(rare: Option<&Rare>) -> SpanLinks {
+    let mut all = SpanLinks::default();
+    all.links = rare
+        .map_or(&[][..], |r| &r.links[..])
+        .iter()
+        .map(|&(trace, span)| Link::with_context(context(trace, span, false)))
+        .collect();
+    all
 }
 
 fn context(trace: u128, span: u64, remote: bool) -> SpanContext {

@@ -222,72 +222,120 @@ struct Worker {
     shared: Arc<Shared>,
 }
 
+/// The batch being filled, and when the last one was sent.
+struct Batch {
+    spans: Vec<SpanData>,
+    /// The spans' approximate size, against [`MAX_BATCH_BYTES`].
+    bytes: usize,
+    last_send: Instant,
+}
+
 impl Worker {
     fn run(mut self) {
         super::silence_this_thread();
-        let mut batch: Vec<SpanData> = Vec::with_capacity(self.batch_size);
+        let mut batch = Batch {
+            spans: Vec::with_capacity(self.batch_size),
+            bytes: 0,
+            last_send: Instant::now(),
+        };
         let mut taken: Vec<Box<ExportSpan>> = Vec::new();
-        let mut last_send = Instant::now();
         let mut tick = BUSY_TICK;
-        let mut batch_bytes = 0;
         loop {
-            let mut collected = 0;
-            // Read before collecting: a flush asked for now sees everything finished.
-            let closing = self.shared.closing.load(Acquire);
-            if closing {
-                // From here on, closes count their spans as dropped: this is the last
-                // collection.
-                self.shared.stopped.store(true, SeqCst);
-            }
-            let outboxes: Vec<SharedOutbox> = self
-                .shared
-                .outboxes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for outbox in &outboxes {
-                std::mem::swap(&mut lock(outbox).ready, &mut taken);
-                collected += taken.len();
-                for record in &taken {
-                    batch.push(self.converter.convert(record));
-                    batch_bytes += record.approx_bytes();
-                    if batch.len() >= self.batch_size || batch_bytes >= MAX_BATCH_BYTES {
-                        self.send(&mut batch);
-                        batch_bytes = 0;
-                        last_send = Instant::now();
-                    }
-                }
-                // Back to their thread, which clears and reuses them.
-                let mut outbox = lock(outbox);
-                let room = self.spare_limit.saturating_sub(outbox.spare.len());
-                let keep = taken.len().min(room);
-                outbox.spare.extend(taken.drain(..keep));
-                drop(outbox);
-                taken.clear(); // beyond the limit: freed here (rare)
-            }
-            if !batch.is_empty() && (closing || last_send.elapsed() >= self.schedule_delay) {
-                self.send(&mut batch);
-                batch_bytes = 0;
-                last_send = Instant::now();
+            let closing = self.is_last_collection();
+            let collected = self.collect(&mut batch, &mut taken);
+            if !batch.spans.is_empty()
+                && (closing || batch.last_send.elapsed() >= self.schedule_delay)
+            {
+                self.send_batch(&mut batch);
             }
             if closing {
                 self.settle();
                 break;
             }
-            if self
-                .in_flight
-                .as_ref()
-                .is_some_and(|(s, _)| s.is_finished())
-            {
-                self.settle(); // count it now, not when the next batch goes
-            }
-            tick = if collected > 0 {
-                BUSY_TICK
-            } else {
-                (tick * 2).min(IDLE_TICK)
-            };
+            self.settle_if_finished();
+            tick = next_tick(tick, collected);
             std::thread::park_timeout(tick);
         }
+        self.finish();
+    }
+
+    /// Whether the program asked to close. Read before collecting, so that a flush
+    /// asked for now sees everything finished.
+    fn is_last_collection(&self) -> bool {
+        let closing = self.shared.closing.load(Acquire);
+        if closing {
+            // From here on, closes count their spans as dropped: this is the last
+            // collection.
+            self.shared.stopped.store(true, SeqCst);
+        }
+        closing
+    }
+
+    /// Takes every outbox's finished spans into `batch`, sending it whenever it is
+    /// full, and hands the records back. Returns how many spans were taken.
+    /// `taken` is only scratch space, kept between calls for its capacity.
+    #[allow(clippy::vec_box)] // the records stay boxed: see `Outbox`
+    fn collect(&mut self, batch: &mut Batch, taken: &mut Vec<Box<ExportSpan>>) -> usize {
+        let outboxes: Vec<SharedOutbox> = self
+            .shared
+            .outboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut collected = 0;
+        for outbox in &outboxes {
+            std::mem::swap(&mut lock(outbox).ready, taken);
+            collected += taken.len();
+            for record in taken.iter() {
+                self.add(batch, record);
+            }
+            self.give_back(outbox, taken);
+        }
+        collected
+    }
+
+    /// Converts one record into `batch`, and sends the batch once it is full by count
+    /// or by size.
+    fn add(&mut self, batch: &mut Batch, record: &ExportSpan) {
+        batch.spans.push(self.converter.convert(record));
+        batch.bytes += record.approx_bytes();
+        if batch.spans.len() >= self.batch_size || batch.bytes >= MAX_BATCH_BYTES {
+            self.send_batch(batch);
+        }
+    }
+
+    /// Hands the records back to their thread, which clears and reuses them.
+    #[allow(clippy::vec_box)] // the records stay boxed: see `Outbox`
+    fn give_back(&self, outbox: &Mutex<Outbox>, taken: &mut Vec<Box<ExportSpan>>) {
+        let mut outbox = lock(outbox);
+        let room = self.spare_limit.saturating_sub(outbox.spare.len());
+        let keep = taken.len().min(room);
+        outbox.spare.extend(taken.drain(..keep));
+        drop(outbox);
+        taken.clear(); // beyond the limit: freed here (rare)
+    }
+
+    /// Sends `batch` and starts the next one.
+    fn send_batch(&mut self, batch: &mut Batch) {
+        self.send(&mut batch.spans);
+        batch.bytes = 0;
+        batch.last_send = Instant::now();
+    }
+
+    /// Counts the batch in flight as soon as it is done, not when the next batch goes.
+    fn settle_if_finished(&mut self) {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|(s, _)| s.is_finished())
+        {
+            self.settle();
+        }
+    }
+
+    /// After the last collection: shuts the exporter down and wakes
+    /// [`Pipeline::shutdown`], which waits for this.
+    fn finish(self) {
         self.exporter.shutdown();
         *self.shared.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.shared.done_signal.notify_all();
@@ -333,5 +381,15 @@ impl Worker {
                     .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
             }
         }
+    }
+}
+
+/// The pause before the next collection: short while spans come, doubling up to
+/// [`IDLE_TICK`] while none do.
+fn next_tick(tick: Duration, collected: usize) -> Duration {
+    if collected > 0 {
+        BUSY_TICK
+    } else {
+        (tick * 2).min(IDLE_TICK)
     }
 }

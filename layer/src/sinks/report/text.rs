@@ -4,10 +4,25 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::Report;
-use crate::core::stats::QUANTILE_RELATIVE_ERROR;
+use crate::core::stats::{PathStats, QUANTILE_RELATIVE_ERROR};
 
 pub(super) fn render(r: &Report) -> String {
     let mut out = String::new();
+    render_summary(&mut out, r);
+    render_paths(&mut out, &r.paths);
+    render_gpu(&mut out, &r.gpu);
+    render_prompts(&mut out, &r.prompts);
+    render_seeds(&mut out, &r.seeds);
+    if let Some(export) = &r.export {
+        export.render(&mut out);
+    }
+    render_never_entered(&mut out, r.spans_never_entered);
+    render_warnings(&mut out, &r.warnings);
+    out
+}
+
+/// The first line: paths, calls and time elapsed; and a note when nothing was recorded.
+fn render_summary(out: &mut String, r: &Report) {
     let calls: u64 = r.paths.iter().map(|p| p.calls).sum();
     let _ = writeln!(
         out,
@@ -19,71 +34,74 @@ pub(super) fn render(r: &Report) -> String {
     if r.paths.is_empty() {
         out.push_str("(no spans were recorded)\n");
     }
-    let show_idle = r.paths.iter().any(|p| !p.idle.is_zero());
+}
+
+/// The main table, one row per path, and the line that says how to read it.
+fn render_paths(out: &mut String, paths: &[PathStats]) {
+    if paths.is_empty() {
+        return;
+    }
+    // Only async spans have idle time (awaiting): no column when no path has any.
+    let show_idle = paths.iter().any(|p| !p.idle.is_zero());
+    let rows = paths.iter().map(|p| path_row(p, show_idle)).collect();
+    table(out, &path_header(show_idle), rows, &[0]);
+    let _ = writeln!(
+        out,
+        "(total, self and idle: sums over calls; self = time entered minus time in child spans; \
+         mean to max: per call, quantiles within {:.1}%)",
+        QUANTILE_RELATIVE_ERROR * 100.0
+    );
+}
+
+fn path_header(show_idle: bool) -> Vec<&'static str> {
     // Sums over calls first (total, self), then per-call figures.
     let mut header: Vec<&str> = vec![
-        "calls", "total", "self", "mean", "std", "min", "p50", "p95", "p99", "max",
+        "path", "calls", "total", "self", "mean", "std", "min", "p50", "p95", "p99", "max",
     ];
     if show_idle {
         header.push("idle");
     }
     header.extend(["err", "panic"]);
+    header
+}
 
-    let rows: Vec<Vec<String>> = r
-        .paths
-        .iter()
-        .map(|p| {
-            let mut cells = vec![p.path_string(), thousands(p.calls)];
-            cells.extend(
-                [
-                    p.total,
-                    p.self_time,
-                    p.mean,
-                    p.std,
-                    p.min,
-                    p.p50,
-                    p.p95,
-                    p.p99,
-                    p.max,
-                ]
-                .map(human),
-            );
-            if show_idle {
-                cells.push(human(p.idle));
-            }
-            cells.push(p.errors.to_string());
-            cells.push(p.panics.to_string());
-            cells
-        })
-        .collect();
+fn path_row(p: &PathStats, show_idle: bool) -> Vec<String> {
+    let mut cells = vec![p.path_string(), thousands(p.calls)];
+    cells.extend(
+        [
+            p.total,
+            p.self_time,
+            p.mean,
+            p.std,
+            p.min,
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max,
+        ]
+        .map(human),
+    );
+    if show_idle {
+        cells.push(human(p.idle));
+    }
+    cells.push(p.errors.to_string());
+    cells.push(p.panics.to_string());
+    cells
+}
 
-    if !rows.is_empty() {
-        header.insert(0, "path");
-        table(&mut out, &header, rows, &[0]);
+fn render_never_entered(out: &mut String, spans_never_entered: u64) {
+    if spans_never_entered > 0 {
         let _ = writeln!(
             out,
-            "(total, self and idle: sums over calls; self = time entered minus time in child spans; \
-             mean to max: per call, quantiles within {:.1}%)",
-            QUANTILE_RELATIVE_ERROR * 100.0
+            "{spans_never_entered} spans were closed without being entered (not timed)"
         );
     }
-    render_gpu(&mut out, &r.gpu);
-    render_prompts(&mut out, &r.prompts);
-    render_seeds(&mut out, &r.seeds);
-    if let Some(export) = &r.export {
-        export.render(&mut out);
-    }
-    if r.spans_never_entered > 0 {
-        let _ = writeln!(
-            out,
-            "{} spans were closed without being entered (not timed)",
-            r.spans_never_entered
-        );
-    }
-    for w in &r.warnings {
+}
+
+fn render_warnings(out: &mut String, warnings: &[String]) {
+    for w in warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    out
 }
 
 /// The GPU section, when any span was measured: one row per path and device.
@@ -111,20 +129,6 @@ fn render_gpu(out: &mut String, gpu: &crate::riders::gpu::GpuReport) {
         .paths
         .iter()
         .map(|p| {
-            let watts = p
-                .average_watts
-                .filter(|w| *w > 0.0)
-                .map_or(String::new(), |w| format!(", {w:.0} W"));
-            let energy = if p.below_resolution > 0 {
-                format!(
-                    "{:.2} J{watts} ({} below resolution)",
-                    p.energy_joules, p.below_resolution
-                )
-            } else if p.energy_joules > 0.0 {
-                format!("{:.2} J{watts}", p.energy_joules)
-            } else {
-                "-".to_string()
-            };
             [
                 p.path.join(" > "),
                 p.device.to_string(),
@@ -134,7 +138,7 @@ fn render_gpu(out: &mut String, gpu: &crate::riders::gpu::GpuReport) {
                 bytes(p.max_peak_bytes as f64),
                 p.max_reserved_bytes.map_or("-".into(), |b| bytes(b as f64)),
                 p.device_used_bytes.map_or("-".into(), |b| bytes(b as f64)),
-                energy,
+                energy(p),
             ]
         })
         .collect();
@@ -144,6 +148,25 @@ fn render_gpu(out: &mut String, gpu: &crate::riders::gpu::GpuReport) {
         rows.into_iter().map(Vec::from).collect(),
         &[0],
     );
+}
+
+/// The energy cell: joules, average watts when known, and how many calls were too
+/// short for the counter.
+fn energy(p: &crate::riders::gpu::GpuPath) -> String {
+    let watts = p
+        .average_watts
+        .filter(|w| *w > 0.0)
+        .map_or(String::new(), |w| format!(", {w:.0} W"));
+    if p.below_resolution > 0 {
+        format!(
+            "{:.2} J{watts} ({} below resolution)",
+            p.energy_joules, p.below_resolution
+        )
+    } else if p.energy_joules > 0.0 {
+        format!("{:.2} J{watts}", p.energy_joules)
+    } else {
+        "-".to_string()
+    }
 }
 
 /// Writes aligned columns, two spaces apart: `left` columns left-aligned, the others
