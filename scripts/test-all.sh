@@ -20,6 +20,14 @@ echo "== the real GPU probes (features cuda, nvml): built, and tested for a clea
 # cudarc needs its CUDA version chosen by the application; 12.8 here, as the examples do.
 CUDARC_CUDA_VERSION=12080 cargo test -p spanlab --features cuda,nvml --lib gpu
 
+echo "== spanlab's optional parts: none at all, then each one alone (unit tests)"
+# Each feature is switched in one place; these builds check that nothing else leans
+# on it. cudarc needs its CUDA version chosen (12.8, as above).
+for features in "" env-filter signals otlp cuda nvml; do
+    echo "-- --no-default-features --features '$features'"
+    CUDARC_CUDA_VERSION=12080 cargo test -p spanlab --no-default-features --features "$features" --lib --quiet
+done
+
 echo "== the examples, in release, with their own assertions"
 # training_loop asserts the loss halves; overhead asserts RSS grows <= 8 MB over 10M spans.
 SPANLAB_REPORT=off cargo run --release --quiet --example training_loop

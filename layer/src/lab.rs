@@ -17,11 +17,20 @@ use crate::riders::llm::PromptBook;
 use crate::riders::rng::rider::SeedRider;
 
 /// OTLP export, or (without the `otlp` feature) a zero-sized stand-in whose hooks are
-/// the no-ops of `()`.
+/// the trait's inline no-ops.
 #[cfg(feature = "otlp")]
 pub(crate) use crate::sinks::export::ExportRider;
+
+/// Export compiled out: no bits, no hooks.
 #[cfg(not(feature = "otlp"))]
-pub(crate) type ExportRider = ();
+#[derive(Default)]
+pub(crate) struct ExportRider;
+
+#[cfg(not(feature = "otlp"))]
+impl crate::core::rider::Rider for ExportRider {
+    const BITS: u32 = 0;
+    const ENTERS: crate::core::rider::Bits = 0;
+}
 
 /// Every rider, in the order their hooks run (sinks last).
 pub(crate) type Riders = (SeedRider, (GpuRider, (PromptRider, ExportRider)));
@@ -53,7 +62,7 @@ pub(crate) fn finish_export(riders: &Riders) {
         export.shutdown();
     }
     #[cfg(not(feature = "otlp"))]
-    let () = export(riders);
+    let ExportRider = export(riders);
 }
 
 /// The export section of a report; `None` when export is off (or not built).
@@ -62,7 +71,7 @@ pub(crate) fn export_report(riders: &Riders) -> Option<crate::sinks::report::Exp
     return export(riders).0.as_ref().map(|e| e.report());
     #[cfg(not(feature = "otlp"))]
     {
-        let () = export(riders);
+        let ExportRider = export(riders);
         None
     }
 }

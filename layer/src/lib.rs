@@ -39,13 +39,38 @@
 //! * [`llm`]: prompt/response records of LLM calls, and [`llm::PromptRecorder`].
 //! * [`config`]: the `SPANLAB_*` environment variables.
 //!
+//! # How the crate is built
+//!
+//! One way through, and the folders say which part is which:
+//!
+//! ```text
+//! tracing callbacks -> core/    clock, paths, span table + fast paths, per-thread stats
+//!                        |      rider bits and one word per span (core::rider)
+//!                        v
+//!                      riders/  rng (seeded scopes), gpu (memory, energy), llm (prompts)
+//!                        |      closed spans and aggregates, through the core's readers
+//!                        v
+//!                      sinks/   report (text, JSON, folded), export (OTLP traces)
+//! ```
+//!
+//! * `core/` names no rider and no sink. Everything a span carries besides its timing
+//!   plugs in through one internal interface, the rider: hooks on the callbacks'
+//!   general paths, bits that tell the fast paths to step aside, one opaque word per
+//!   span for the one rider that keeps a pointer there (export's record).
+//! * `lab.rs` registers the riders, in the order their hooks run, and is the one
+//!   place where an optional sink (the `otlp` feature) is switched for a zero-sized
+//!   stand-in. A new rider is its own folder plus one entry there.
+//! * `layer.rs` is the [`SpanLabLayer`] a program installs; `builder/`, `config/`,
+//!   `guard.rs`, `profile.rs` and `signals.rs` configure it and read it out.
+//!
 //! # Cost
 //!
 //! The layer reads a TSC clock once at enter and once at exit, keeps a span's state in
 //! a table owned by the thread that created it (a registry extension only when the span
 //! moves to another thread), and records each finished span into a per-thread
-//! accumulator with plain stores: no global lock and, after warm-up, no allocation. `layer/benches/overhead.rs` compares it with a bare registry and a
-//! naive profiler.
+//! accumulator with plain stores: no global lock and, after warm-up, no allocation.
+//! `layer/benches/overhead.rs` compares it with a bare registry and a naive profiler;
+//! `layer/benches/README.md` has the figures.
 
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]

@@ -1,7 +1,7 @@
 //! The clock the hot path reads: one raw TSC read at enter and one at exit.
 //!
-//! `quanta` reads the CPU's time-stamp counter (about 14 ns a read on the VMs this was
-//! measured on, against 33 ns for `Instant::now()`), calibrated once against the
+//! `quanta` reads the CPU's time-stamp counter (a fraction of what `Instant::now()`
+//! costs; `layer/benches/README.md` has the figures), calibrated once against the
 //! monotonic clock. Where no usable TSC exists it falls back to the monotonic clock, so
 //! raw values are only ever compared with each other and turned into nanoseconds here.
 //!

@@ -10,9 +10,8 @@
 //! Why "without a call": a function that calls nothing (panics aside, which never
 //! return) needs no callee-saved registers and no stack frame, so the compiler inlines
 //! it into tracing-subscriber's `Layered` dispatch at no cost beyond its own
-//! instructions. Measured with callgrind on the lifecycle of `benches/overhead.rs`,
-//! the prologues, epilogues and spills of four out-of-line callbacks were a fifth of
-//! the layer's instructions. So: no `Vec::push` (it may grow; the callers check the
+//! instructions, where four out-of-line callbacks would each pay a prologue, an
+//! epilogue and spills (`layer/benches/README.md` has the callgrind counts). So: no `Vec::push` (it may grow; the callers check the
 //! capacity and write in place), no `std::thread::panicking()` after a write, no
 //! first-use initialization (`Threads::owned_if_known`, `SlotIndex::cached`).
 
