@@ -292,7 +292,7 @@ fn host_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::env_of;
+    use crate::config::Env;
 
     fn config() -> ExportConfig {
         let (config, _) = super::super::config::resolve(
@@ -302,7 +302,7 @@ mod tests {
                 resource: vec![("team".into(), "ml".into())],
                 ..Default::default()
             },
-            &env_of(&[]),
+            &Env::none(),
         );
         config.unwrap()
     }
@@ -313,8 +313,8 @@ mod tests {
 
     #[test]
     fn the_resource_names_the_service_process_host_rank_and_seed() {
-        let env = env_of(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
-        let resource = resource(&config(), &env);
+        let env = Env::of(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
+        let resource = resource(&config(), &env.lookup());
         let exe = std::env::current_exe().unwrap();
         let exe = exe.file_stem().unwrap().to_string_lossy().into_owned();
         assert_eq!(get(&resource, "service.name"), Some(Value::from(exe)));
@@ -343,7 +343,7 @@ mod tests {
         config
             .resource
             .push(("service.name".into(), "from-resource".into()));
-        let resource = resource(&config, &env_of(&[]));
+        let resource = resource(&config, &Env::none().lookup());
         assert_eq!(
             get(&resource, "service.name"),
             Some(Value::from("from-resource"))
