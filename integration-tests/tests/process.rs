@@ -254,6 +254,32 @@ fn rust_log_filters_spans_before_spanlab_sees_them() {
     );
 }
 
+#[test]
+fn ignore_env_ignores_rust_log_too() {
+    // `RUST_LOG=warn` disables every span of the workload (all INFO) and
+    // `SPANLAB_REPORT=off` silences the report: the plain workload shows nothing...
+    let quiet = |cmd: &mut std::process::Command| {
+        cmd.env("RUST_LOG", "warn").env("SPANLAB_REPORT", "off");
+    };
+    let mut cmd = workload("normal");
+    quiet(&mut cmd);
+    let (_, stderr) = run(&mut cmd);
+    assert!(!stderr.contains("spanlab report"), "{stderr}");
+    // ...while a program built with `ignore_env()` measures and reports every span.
+    let mut cmd = workload("ignore_env");
+    quiet(&mut cmd);
+    let (out, stderr) = run(&mut cmd);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("spanlab report: 3 paths, 60 calls"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("epoch > backward ")),
+        "{stderr}"
+    );
+}
+
 /// Runs the `seeds` workload with `SPANLAB_SEED` set (or not) and returns its printed
 /// draws, the JSON report's seeds section, and stderr.
 fn seeds_run(seed: Option<&str>) -> (String, serde_json::Value, String) {

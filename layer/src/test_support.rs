@@ -44,12 +44,3 @@ where
         .expect("a tokio runtime");
     (dispatch, runtime)
 }
-
-/// An environment made of `vars`, as configuration code reads it.
-pub(crate) fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-}

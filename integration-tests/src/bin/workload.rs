@@ -1,6 +1,7 @@
 //! A small instrumented program for the end-to-end tests: `workload MODE`.
 //!
 //! * `normal`: 20 epochs of `epoch > forward / backward`, then a normal exit;
+//! * `ignore_env`: `normal`, built with `Builder::ignore_env()`;
 //! * `panic`: the same, then `main` panics (the report must still come out);
 //! * `signal`: reports on SIGINT/SIGTERM, prints `ready`, then works until killed;
 //! * `error`: an `#[instrument(err)]` function that fails every third call;
@@ -54,11 +55,15 @@ fn main() {
         }
         return;
     }
-    let guard = spanlab::SpanLab::builder()
-        .report_on_signal(mode == "signal")
-        .init();
+    let builder = spanlab::SpanLab::builder().report_on_signal(mode == "signal");
+    let builder = if mode == "ignore_env" {
+        builder.ignore_env()
+    } else {
+        builder
+    };
+    let guard = builder.init();
     match mode.as_str() {
-        "normal" => epochs(20),
+        "normal" | "ignore_env" => epochs(20),
         "panic" => {
             epochs(20);
             panic!("diverged after 20 epochs");

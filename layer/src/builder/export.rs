@@ -4,8 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::sinks::export::config::{ExportSettings, Protocol, Sampler};
-use crate::sinks::export::DynExporter;
+use crate::config::{ConfigError, Env};
+use crate::core::clock::Clock;
+use crate::sinks::export::config::{self, ExportConfig, ExportSettings, Protocol, Sampler};
+use crate::sinks::export::{DynExporter, Export, ExportRider};
 use crate::Builder;
 
 /// What the builder holds for export.
@@ -33,6 +35,49 @@ impl ExportOptions {
         self.custom
             .as_ref()
             .and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take())
+    }
+}
+
+/// Export, resolved but not started: starting needs the profile's clock, which only
+/// exists once the profile data is assembled.
+pub(crate) struct ExportPlan<'e> {
+    config: ExportConfig,
+    custom: Option<Box<dyn DynExporter>>,
+    /// Read again at start, for the resource (`RANK` and the like).
+    env: &'e Env,
+}
+
+/// Export's configuration, environment over builder; `None` when export is off (the
+/// errors say why when it was asked for).
+pub(crate) fn plan<'e>(
+    options: &ExportOptions,
+    env: &'e Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ExportPlan<'e>> {
+    let (config, rejected) = config::resolve(&options.settings, env);
+    errors.extend(rejected);
+    let config = config?;
+    // The exporter can be taken once; a build whose export is off leaves it in place.
+    let custom = options.take_custom();
+    Some(ExportPlan {
+        config,
+        custom,
+        env,
+    })
+}
+
+impl ExportPlan<'_> {
+    /// Starts the exporter thread; a failure is one more rejected setting and no export.
+    pub(crate) fn start(self, clock: Clock, errors: &mut Vec<ConfigError>) -> ExportRider {
+        let started = Export::start(&self.config, self.custom, clock, self.env);
+        let started = started.map_err(|problem| {
+            errors.push(ConfigError::new(
+                "OTLP export",
+                self.config.endpoint.clone().unwrap_or_default(),
+                problem,
+            ));
+        });
+        ExportRider(started.ok())
     }
 }
 

@@ -1,19 +1,23 @@
 //! [`SpanLab::builder`]: the layer and its guard, configured.
 
-#[cfg(feature = "otlp")]
+// The builder's export options: the real ones with the `otlp` feature, else a
+// zero-sized stand-in that plans no export.
+#[cfg_attr(feature = "otlp", path = "export.rs")]
+#[cfg_attr(not(feature = "otlp"), path = "no_export.rs")]
 mod export;
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{self, ReportTarget, Settings};
+use crate::config::{self, ConfigError, Env, FileOutput, Outputs, ReportTarget, Settings};
 use crate::core::clock::Clock;
 use crate::guard::{print_stderr, Emitter, Guard};
 use crate::lab;
 use crate::layer::SpanLabLayer;
 use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
-use crate::riders::llm::Redactor;
+use crate::riders::llm::{PromptBook, Redactor};
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
 #[derive(Debug)]
@@ -53,7 +57,6 @@ pub struct Builder {
     report_on_signal: bool,
     gpu: GpuConfig,
     prompts: PromptSettings,
-    #[cfg(feature = "otlp")]
     pub(crate) export: export::ExportOptions,
 }
 
@@ -62,6 +65,16 @@ pub struct Builder {
 struct PromptSettings {
     redact: Option<Redactor>,
     size_cap: Option<usize>,
+}
+
+impl PromptSettings {
+    /// The prompt book these settings describe, appending to `jsonl` when it is open.
+    fn into_book(self, jsonl: Option<File>) -> PromptBook {
+        let cap = self
+            .size_cap
+            .unwrap_or(crate::riders::llm::DEFAULT_SIZE_CAP);
+        PromptBook::new(self.redact, cap, jsonl)
+    }
 }
 
 impl std::fmt::Debug for PromptSettings {
@@ -93,7 +106,7 @@ impl Builder {
     }
 
     /// The run's root seed (`SPANLAB_SEED` overrides it): the unseeded streams of
-    /// [`crate::riders::rng()`] derive from it. Without either, a seed from the OS is used — and
+    /// [`crate::rng()`] derive from it. Without either, a seed from the OS is used — and
     /// printed in the report with the line that replays the run.
     pub fn seed(mut self, seed: u64) -> Self {
         self.settings.seed = Some(seed);
@@ -194,91 +207,52 @@ impl Builder {
     /// The layer, to compose into your own subscriber, and the guard that writes the
     /// report when dropped. Rejected settings are printed once on stderr.
     pub fn build(self) -> (SpanLabLayer, Guard) {
-        let (layer, guard) = self.build_unarmed();
+        let env = self.environment(Env::process);
+        let (layer, guard) = self.build_unarmed(&env);
         (layer, guard.arm())
     }
 
-    fn build_unarmed(self) -> (SpanLabLayer, UnarmedGuard) {
-        let env = |name: &str| {
-            if self.settings.ignore_env {
-                None
-            } else {
-                std::env::var(name).ok()
-            }
-        };
-        let (outputs, mut errors) = config::resolve(&self.settings, &env);
-        let (wanted, seed_error) =
-            crate::riders::rng::resolve_root(self.settings.seed, env("SPANLAB_SEED").as_deref());
-        let (_, fixed_error) = crate::riders::rng::fix_root(wanted);
-        errors.extend(seed_error.into_iter().chain(fixed_error));
-        let jsonl = outputs.prompts_jsonl.as_ref().and_then(|out| {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&out.path);
-            file.map_err(|e| {
-                let problem = format!("cannot open for appending: {e}");
-                errors.push(config::ConfigError::new(
-                    out.source,
-                    out.path.display().to_string(),
-                    problem,
-                ));
-            })
-            .ok()
-        });
-        let size_cap = self
-            .prompts
-            .size_cap
-            .unwrap_or(crate::riders::llm::DEFAULT_SIZE_CAP);
-        let prompts = crate::riders::llm::PromptBook::new(self.prompts.redact, size_cap, jsonl);
-        let clock = Clock::new();
-        #[allow(unused_mut)]
-        let mut export = lab::ExportRider::default();
-        #[cfg(feature = "otlp")]
-        {
-            let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-            let (config, export_errors) =
-                crate::sinks::export::config::resolve(&self.export.settings, &env);
-            errors.extend(export_errors);
-            if let Some(config) = config {
-                let custom = self.export.take_custom();
-                match crate::sinks::export::Export::start(&config, custom, clock.clone(), &env) {
-                    Ok(started) => export.0 = Some(started),
-                    Err(problem) => errors.push(config::ConfigError::new(
-                        "OTLP export",
-                        config.endpoint.clone().unwrap_or_default(),
-                        problem,
-                    )),
-                }
-            }
+    /// The environment this build reads: `read()`, or no variables at all after
+    /// [`Builder::ignore_env`]. Decided once, here, so that no resolver (nor `RUST_LOG`)
+    /// can forget the flag.
+    fn environment(&self, read: impl FnOnce() -> Env) -> Env {
+        if self.settings.ignore_env {
+            Env::none()
+        } else {
+            read()
         }
-        let data = lab::assemble(clock, self.gpu, prompts, export);
-        for e in &errors {
-            print_stderr(&format!("spanlab: ignoring {e}\n"));
-        }
-        let emitter = Arc::new(Emitter::new(
-            Profile::from_assembly(data.clone()),
+    }
+
+    /// Resolves every setting, environment over builder, then assembles. A rejected
+    /// value costs one line on stderr naming its variable (or builder method), and
+    /// that one setting is turned off.
+    fn build_unarmed(self, env: &Env) -> (SpanLabLayer, UnarmedGuard) {
+        let (outputs, mut errors) = config::resolve(&self.settings, env);
+        errors.extend(fix_root_seed(self.settings.seed, env));
+        let jsonl = open_prompts_jsonl(outputs.prompts_jsonl.as_ref(), &mut errors);
+        let prompts = self.prompts.into_book(jsonl);
+        let export = export::plan(&self.export, env, &mut errors);
+        assemble(
+            self.gpu,
+            prompts,
             outputs,
             errors,
-        ));
-        (
-            SpanLabLayer::new(data),
-            UnarmedGuard {
-                emitter,
-                report_on_signal: self.report_on_signal,
-            },
+            self.report_on_signal,
+            export,
         )
     }
 
     /// Installs a global subscriber — the registry, an `EnvFilter` when `RUST_LOG` is
-    /// set (feature `env-filter`), and the spanlab layer — and returns the guard.
+    /// set and the environment is not ignored (feature `env-filter`), and the spanlab
+    /// layer — and returns the guard.
     ///
     /// Fails if a global subscriber is already installed; nothing is reported then.
     pub fn try_init(self) -> Result<Guard, InitError> {
         use tracing_subscriber::prelude::*;
-        let (layer, unarmed) = self.build_unarmed();
+        let env = self.environment(Env::process);
+        let (layer, unarmed) = self.build_unarmed(&env);
         let subscriber = tracing_subscriber::registry()
-            .with(env_filter())
+            .with(env_filter(&env))
             .with(layer);
         match tracing::subscriber::set_global_default(subscriber) {
             Ok(()) => Ok(unarmed.arm()),
@@ -311,12 +285,75 @@ impl UnarmedGuard {
     }
 }
 
+/// Fixes the run's root seed for the process: `SPANLAB_SEED`, else the builder's, else
+/// one from the OS. Errors: a seed that does not parse, or one fixed differently before.
+fn fix_root_seed(builder: Option<u64>, env: &Env) -> impl Iterator<Item = ConfigError> {
+    let (wanted, seed_error) = crate::riders::rng::resolve_root(builder, env.get("SPANLAB_SEED"));
+    let (_, fixed_error) = crate::riders::rng::fix_root(wanted);
+    seed_error.into_iter().chain(fixed_error)
+}
+
+/// Opens the prompts JSONL file for appending. It is opened now, not at the first
+/// record, so that a path that cannot be written is reported with the other settings.
+fn open_prompts_jsonl(out: Option<&FileOutput>, errors: &mut Vec<ConfigError>) -> Option<File> {
+    let out = out?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out.path);
+    file.map_err(|e| {
+        errors.push(ConfigError::new(
+            out.source,
+            out.path.display().to_string(),
+            format!("cannot open for appending: {e}"),
+        ));
+    })
+    .ok()
+}
+
+// ---------------------------------------------------------------------------------
+// Assembly: the one place the profile data, the layer and the guard are built from
+// resolved settings. Everything above only resolves; keep construction in here.
+// ---------------------------------------------------------------------------------
+
+/// Builds the core and the riders, starts export on the core's clock, prints the
+/// rejected settings, and makes the layer and its guard (not armed yet).
+fn assemble(
+    gpu: GpuConfig,
+    prompts: PromptBook,
+    outputs: Outputs,
+    mut errors: Vec<ConfigError>,
+    report_on_signal: bool,
+    export: Option<export::ExportPlan<'_>>,
+) -> (SpanLabLayer, UnarmedGuard) {
+    let clock = Clock::new();
+    let export = export.map_or_else(Default::default, |plan| {
+        plan.start(clock.clone(), &mut errors)
+    });
+    let lab = lab::assemble(clock, gpu, prompts, export);
+    for e in &errors {
+        print_stderr(&format!("spanlab: ignoring {e}\n"));
+    }
+    let emitter = Arc::new(Emitter::new(
+        Profile::from_assembly(lab.clone()),
+        outputs,
+        errors,
+    ));
+    (
+        SpanLabLayer::new(lab),
+        UnarmedGuard {
+            emitter,
+            report_on_signal,
+        },
+    )
+}
+
+/// The filter `RUST_LOG` asks for in `env`, if any; a value `EnvFilter` rejects costs
+/// one line on stderr and no filter (spanlab still sees every span).
 #[cfg(feature = "env-filter")]
-fn env_filter() -> Option<tracing_subscriber::EnvFilter> {
-    let value = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())?;
-    match tracing_subscriber::EnvFilter::try_new(&value) {
+fn env_filter(env: &Env) -> Option<tracing_subscriber::EnvFilter> {
+    let value = env.get("RUST_LOG")?;
+    match tracing_subscriber::EnvFilter::try_new(value) {
         Ok(filter) => Some(filter),
         Err(e) => {
             print_stderr(&format!(
@@ -328,7 +365,7 @@ fn env_filter() -> Option<tracing_subscriber::EnvFilter> {
 }
 
 #[cfg(not(feature = "env-filter"))]
-fn env_filter() -> Option<tracing_subscriber::layer::Identity> {
+fn env_filter(_env: &Env) -> Option<tracing_subscriber::layer::Identity> {
     None
 }
 
@@ -343,3 +380,6 @@ impl std::fmt::Display for InitError {
 }
 
 impl std::error::Error for InitError {}
+
+#[cfg(test)]
+mod tests;

@@ -2,8 +2,9 @@
 //!
 //! The builder sets a program's defaults; the environment overrides them, so one run
 //! can be redirected without recompiling (`SPANLAB_REPORT=off cargo run ...`). An empty
-//! variable counts as unset. [`Builder::ignore_env`](crate::Builder::ignore_env)
-//! turns the environment off.
+//! or whitespace-only variable counts as unset.
+//! [`Builder::ignore_env`](crate::Builder::ignore_env) turns the environment off —
+//! these variables, the `OTEL_*` ones of export, and `RUST_LOG`.
 //!
 //! | variable | values | default |
 //! |---|---|---|
@@ -17,8 +18,12 @@
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
 //! warnings, and that one output is turned off.
 
+mod env;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub(crate) use env::Env;
 
 /// Where the text report goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -118,81 +123,94 @@ pub(crate) struct Outputs {
     pub(crate) prompts_jsonl: Option<FileOutput>,
 }
 
-/// Applies the environment (read through `env`) over the builder's settings and checks
-/// every path. Rejected values are returned as errors and left out of the outputs.
-pub(crate) fn resolve(
-    settings: &Settings,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> (Outputs, Vec<ConfigError>) {
-    let env = |name: &str| {
-        if settings.ignore_env {
-            None
-        } else {
-            env(name).filter(|v| !v.trim().is_empty())
-        }
-    };
+/// Applies the environment over the builder's settings and checks every path.
+/// Rejected values are returned as errors and left out of the outputs.
+pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigError>) {
     let mut errors = Vec::new();
-    let mut outputs = Outputs {
-        text_source: "Builder::report_to",
-        ..Outputs::default()
+    let (text, text_source) = text_target(settings, env, &mut errors);
+    let outputs = Outputs {
+        text,
+        text_source,
+        json: file_output(
+            env,
+            &settings.json,
+            "Builder::report_json",
+            "SPANLAB_REPORT_JSON",
+            &mut errors,
+        ),
+        folded: file_output(
+            env,
+            &settings.folded,
+            "Builder::report_folded",
+            "SPANLAB_REPORT_FOLDED",
+            &mut errors,
+        ),
+        prompts_jsonl: file_output(
+            env,
+            &settings.prompts_jsonl,
+            "Builder::prompts_jsonl",
+            "SPANLAB_PROMPTS_JSONL",
+            &mut errors,
+        ),
     };
+    (outputs, errors)
+}
 
-    if let Some(t) = &settings.text {
-        outputs.text = t.clone();
-    }
-    if let Some(value) = env("SPANLAB_REPORT") {
-        match ReportTarget::parse(&value) {
+/// The text report's target and the setting it came from. Unlike the files, the text
+/// report falls back to stderr when its file is unusable rather than going silent.
+fn text_target(
+    settings: &Settings,
+    env: &Env,
+    errors: &mut Vec<ConfigError>,
+) -> (ReportTarget, &'static str) {
+    let mut text = settings.text.clone().unwrap_or_default();
+    let mut source = "Builder::report_to";
+    if let Some(value) = env.get("SPANLAB_REPORT") {
+        match ReportTarget::parse(value) {
             Ok(t) => {
-                outputs.text = t;
-                outputs.text_source = "SPANLAB_REPORT";
+                text = t;
+                source = "SPANLAB_REPORT";
             }
             Err(problem) => errors.push(ConfigError::new("SPANLAB_REPORT", value, problem)),
         }
     }
-    if let ReportTarget::File(path) = &outputs.text {
+    if let ReportTarget::File(path) = &text {
         if let Err(problem) = check_file_path(path) {
             errors.push(ConfigError::new(
-                outputs.text_source,
+                source,
                 path.display().to_string(),
                 problem,
             ));
-            outputs.text = ReportTarget::Stderr;
+            text = ReportTarget::Stderr;
         }
     }
+    (text, source)
+}
 
-    let mut file = |builder: &Option<PathBuf>, method: &'static str, var: &'static str| {
-        let (path, source) = match env(var) {
-            Some(v) => (PathBuf::from(v.trim()), var),
-            None => (builder.clone()?, method),
-        };
-        match check_file_path(&path) {
-            Ok(()) => Some(FileOutput { path, source }),
-            Err(problem) => {
-                errors.push(ConfigError::new(
-                    source,
-                    path.display().to_string(),
-                    problem,
-                ));
-                None
-            }
-        }
+/// A file output from variable `var`, else the builder's `method`; `None` when
+/// neither is set or the path is unusable (then with an error naming the source).
+fn file_output(
+    env: &Env,
+    builder: &Option<PathBuf>,
+    method: &'static str,
+    var: &'static str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<FileOutput> {
+    let (path, source) = match env.get(var) {
+        Some(v) => (PathBuf::from(v), var),
+        None => (builder.clone()?, method),
     };
-    outputs.json = file(
-        &settings.json,
-        "Builder::report_json",
-        "SPANLAB_REPORT_JSON",
-    );
-    outputs.folded = file(
-        &settings.folded,
-        "Builder::report_folded",
-        "SPANLAB_REPORT_FOLDED",
-    );
-    outputs.prompts_jsonl = file(
-        &settings.prompts_jsonl,
-        "Builder::prompts_jsonl",
-        "SPANLAB_PROMPTS_JSONL",
-    );
-    (outputs, errors)
+    match check_file_path(&path) {
+        Ok(()) => Some(FileOutput { path, source }),
+        Err(problem) => {
+            errors.push(ConfigError::new(
+                source,
+                path.display().to_string(),
+                problem,
+            ));
+            None
+        }
+    }
 }
 
 /// A report file's directory must exist and the path must not be a directory.
@@ -216,11 +234,10 @@ fn check_file_path(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::env_of;
 
     #[test]
     fn defaults_to_stderr_only() {
-        let (out, errors) = resolve(&Settings::default(), &env_of(&[]));
+        let (out, errors) = resolve(&Settings::default(), &Env::of(&[]));
         assert_eq!(out.text, ReportTarget::Stderr);
         assert_eq!((out.json, out.folded), (None, None));
         assert!(errors.is_empty());
@@ -239,7 +256,7 @@ mod tests {
             ("SPANLAB_REPORT", "stdout"),
             ("SPANLAB_REPORT_JSON", json.as_str()),
         ];
-        let (out, errors) = resolve(&settings, &env_of(&vars));
+        let (out, errors) = resolve(&settings, &Env::of(&vars));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(out.text, ReportTarget::Stdout);
         assert_eq!(
@@ -249,19 +266,15 @@ mod tests {
                 source: "SPANLAB_REPORT_JSON"
             }
         );
-        // ...unless the environment is ignored.
-        let settings = Settings {
-            ignore_env: true,
-            ..settings
-        };
-        assert_eq!(resolve(&settings, &env_of(&vars)).0.text, ReportTarget::Off);
+        // ...unless the environment is ignored, which the builder decides when it makes
+        // the `Env`: `builder::tests::ignore_env_keeps_the_builders_settings`.
     }
 
     #[test]
     fn unknown_keyword_names_the_variable_and_what_it_accepts() {
         let (out, errors) = resolve(
             &Settings::default(),
-            &env_of(&[("SPANLAB_REPORT", "stdrr")]),
+            &Env::of(&[("SPANLAB_REPORT", "stdrr")]),
         );
         assert_eq!(out.text, ReportTarget::Stderr);
         let msg = errors[0].to_string();
@@ -275,7 +288,7 @@ mod tests {
     fn missing_directory_disables_only_that_output() {
         let (out, errors) = resolve(
             &Settings::default(),
-            &env_of(&[
+            &Env::of(&[
                 ("SPANLAB_REPORT_JSON", "/no/such/dir/r.json"),
                 ("SPANLAB_REPORT_FOLDED", "/tmp/spanlab.folded"),
             ]),
@@ -300,7 +313,7 @@ mod tests {
     fn a_directory_is_not_a_report_file() {
         let (_, errors) = resolve(
             &Settings::default(),
-            &env_of(&[("SPANLAB_REPORT", "/tmp/")]),
+            &Env::of(&[("SPANLAB_REPORT", "/tmp/")]),
         );
         assert!(
             errors[0].to_string().contains("got a directory"),
@@ -313,7 +326,7 @@ mod tests {
     fn empty_values_count_as_unset() {
         let (out, errors) = resolve(
             &Settings::default(),
-            &env_of(&[("SPANLAB_REPORT", " "), ("SPANLAB_REPORT_JSON", "")]),
+            &Env::of(&[("SPANLAB_REPORT", " "), ("SPANLAB_REPORT_JSON", "")]),
         );
         assert!(errors.is_empty());
         assert_eq!((out.text, out.json), (ReportTarget::Stderr, None));

@@ -1,9 +1,9 @@
 //! Export settings: the builder's, overridden by the standard `OTEL_*` variables.
 //!
 //! As everywhere in spanlab, the environment wins over the builder (so a deployed job
-//! can be pointed at another collector without a rebuild), an empty variable counts as
-//! unset, and [`Builder::ignore_env`](crate::Builder::ignore_env) turns the
-//! environment off. A bad value is a [`ConfigError`] naming the variable; where it
+//! can be pointed at another collector without a rebuild), an empty or whitespace-only
+//! variable counts as unset, and [`Builder::ignore_env`](crate::Builder::ignore_env)
+//! turns the environment off. A bad value is a [`ConfigError`] naming the variable; where it
 //! would make export guess (endpoint, protocol, headers), export is turned off and the
 //! program runs on.
 //!
@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Env};
 
 /// The OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,38 +259,56 @@ pub(crate) const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_millis(1000);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Applies the environment (through `env`, already empty-filtered) over the builder's
-/// settings. `None`: export is off (not asked for, disabled, or misconfigured; the
-/// errors say which).
+/// Applies the environment over the builder's settings. `None`: export is off (not
+/// asked for, disabled, or misconfigured; the errors say which).
 pub(crate) fn resolve(
     settings: &ExportSettings,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Env,
 ) -> (Option<ExportConfig>, Vec<ConfigError>) {
     let mut errors = Vec::new();
-    let disabled = match env("OTEL_SDK_DISABLED") {
-        Some(v) => match parse_bool(&v) {
-            Ok(b) => b,
-            Err(problem) => {
-                errors.push(ConfigError::new("OTEL_SDK_DISABLED", v, problem));
-                false
-            }
-        },
-        None => false,
-    };
-    // The signal-specific variable wins over the general one (as the spec says).
-    let pick = |specific: &'static str, general: &'static str| {
-        env(specific)
-            .map(|v| (v, specific))
-            .or_else(|| env(general).map(|v| (v, general)))
-    };
-    let mut config = ExportConfig {
+    let disabled = parsed(env, "OTEL_SDK_DISABLED", parse_bool, &mut errors).unwrap_or(false);
+    let mut config = from_builder(settings);
+    let broken = apply_transport(&mut config, settings, env, &mut errors);
+    apply_resource(&mut config, env, &mut errors);
+    let sampler = parsed(
+        env,
+        "OTEL_TRACES_SAMPLER",
+        |name| Sampler::parse(name, env.get("OTEL_TRACES_SAMPLER_ARG")),
+        &mut errors,
+    );
+    if let Some(sampler) = sampler {
+        config.sampler = sampler;
+    }
+    apply_batching(&mut config, env, &mut errors);
+    if let Some(on) = parsed(
+        env,
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        parse_bool,
+        &mut errors,
+    ) {
+        config.capture_content = on;
+    }
+    if let Some(parent) = parsed(env, "TRACEPARENT", RemoteParent::parse, &mut errors) {
+        config.remote_parent = Some(parent);
+    }
+    let wanted = config.endpoint.is_some() || settings.has_custom_exporter;
+    if disabled || settings.disabled || broken || !wanted {
+        return (None, errors);
+    }
+    (Some(config), errors)
+}
+
+/// The builder's settings, with the defaults for what it left unset. The endpoint is
+/// left out: it depends on the protocol, which the environment may still change.
+fn from_builder(settings: &ExportSettings) -> ExportConfig {
+    ExportConfig {
         endpoint: None,
         protocol: settings.protocol.unwrap_or(Protocol::HttpProtobuf),
         headers: settings.headers.clone(),
         timeout: settings.timeout.unwrap_or(DEFAULT_TIMEOUT),
         service_name: settings.service_name.clone(),
         service_version: settings.service_version.clone(),
-        resource: Vec::new(),
+        resource: settings.resource.clone(),
         sampler: settings.sampler.unwrap_or(Sampler::ParentBasedAlwaysOn),
         remote_parent: settings.remote_parent,
         queue_size: settings.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE),
@@ -298,134 +316,141 @@ pub(crate) fn resolve(
         schedule_delay: settings.schedule_delay.unwrap_or(DEFAULT_SCHEDULE_DELAY),
         flush_timeout: settings.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
         capture_content: settings.capture_content.unwrap_or(false),
-    };
-    let mut broken = false; // a transport setting was bad: export stays off
+    }
+}
 
-    if let Some((v, var)) = pick(
+/// Protocol, endpoint, headers and timeout. Returns whether the protocol, endpoint or
+/// headers were rejected: sending anyway would mean guessing where or how, so export
+/// stays off. A bad timeout only falls back to the default.
+fn apply_transport(
+    config: &mut ExportConfig,
+    settings: &ExportSettings,
+    env: &Env,
+    errors: &mut Vec<ConfigError>,
+) -> bool {
+    let rejected_before = errors.len();
+    let protocol = pick(
+        env,
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ) {
-        match Protocol::parse(&v) {
-            Ok(p) => config.protocol = p,
-            Err(problem) => {
-                errors.push(ConfigError::new(var, v, problem));
-                broken = true;
-            }
-        }
+    );
+    if let Some(protocol) = parse_found(protocol, Protocol::parse, errors) {
+        config.protocol = protocol;
     }
-    let endpoint = match pick(
+    config.endpoint = endpoint(config.protocol, settings, env, errors);
+    let headers = pick(
+        env,
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    );
+    for (k, v) in parse_found(headers, parse_pairs, errors).unwrap_or_default() {
+        config.headers.retain(|(existing, _)| *existing != k);
+        config.headers.push((k, v));
+    }
+    let broken = errors.len() > rejected_before;
+    let timeout = pick(
+        env,
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    );
+    if let Some(timeout) = parse_found(timeout, parse_millis, errors) {
+        config.timeout = timeout;
+    }
+    broken
+}
+
+/// The URL requests go to, checked; `None` when none is set or it was rejected.
+fn endpoint(
+    protocol: Protocol,
+    settings: &ExportSettings,
+    env: &Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    let (value, source, full_url) = match pick(
+        env,
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ) {
-        Some((v, var)) => Some((v.trim().to_string(), var, var.contains("TRACES"))),
-        None => settings
-            .endpoint
-            .clone()
-            .map(|v| (v, "Builder::otlp_endpoint", false)),
+        Some((v, var)) => (v.to_string(), var, var.contains("TRACES")),
+        None => (settings.endpoint.clone()?, "Builder::otlp_endpoint", false),
     };
-    if let Some((value, source, full_url)) = endpoint {
-        match check_endpoint(&value) {
-            Ok(()) => {
-                config.endpoint = Some(match config.protocol {
-                    // HTTP: a base URL gets the traces path; a signal URL is used as is.
-                    Protocol::HttpProtobuf if !full_url => {
-                        format!("{}/v1/traces", value.trim_end_matches('/'))
-                    }
-                    _ => value,
-                })
-            }
-            Err(problem) => {
-                errors.push(ConfigError::new(source, value, problem));
-                broken = true;
-            }
+    if let Err(problem) = check_endpoint(&value) {
+        errors.push(ConfigError::new(source, value, problem));
+        return None;
+    }
+    Some(match protocol {
+        // HTTP: a base URL gets the traces path; a signal URL is used as is.
+        Protocol::HttpProtobuf if !full_url => {
+            format!("{}/v1/traces", value.trim_end_matches('/'))
+        }
+        _ => value,
+    })
+}
+
+/// The service name and extra resource attributes.
+fn apply_resource(config: &mut ExportConfig, env: &Env, errors: &mut Vec<ConfigError>) {
+    if let Some(name) = env.get("OTEL_SERVICE_NAME") {
+        config.service_name = Some(name.to_string());
+    }
+    if let Some(pairs) = parsed(env, "OTEL_RESOURCE_ATTRIBUTES", parse_pairs, errors) {
+        config.resource.extend(pairs);
+    }
+}
+
+/// Queue and batch sizes, and how long batches and the final flush wait.
+fn apply_batching(config: &mut ExportConfig, env: &Env, errors: &mut Vec<ConfigError>) {
+    for (var, target) in [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", &mut config.queue_size),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &mut config.batch_size),
+    ] {
+        if let Some(n) = parsed(env, var, parse_positive, errors) {
+            *target = n;
         }
     }
-    if let Some((v, var)) = pick(
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    ) {
-        match parse_pairs(&v) {
-            Ok(pairs) => {
-                for (k, val) in pairs {
-                    config.headers.retain(|(existing, _)| *existing != k);
-                    config.headers.push((k, val));
-                }
-            }
-            Err(problem) => {
-                errors.push(ConfigError::new(var, v, problem));
-                broken = true;
-            }
-        }
-    }
-    if let Some((v, var)) = pick(
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    ) {
-        match parse_millis(&v) {
-            Ok(d) => config.timeout = d,
-            Err(problem) => errors.push(ConfigError::new(var, v, problem)),
-        }
-    }
-    if let Some(v) = env("OTEL_SERVICE_NAME") {
-        config.service_name = Some(v.trim().to_string());
-    }
-    config.resource = settings.resource.clone();
-    if let Some(v) = env("OTEL_RESOURCE_ATTRIBUTES") {
-        match parse_pairs(&v) {
-            Ok(pairs) => config.resource.extend(pairs),
-            Err(problem) => errors.push(ConfigError::new("OTEL_RESOURCE_ATTRIBUTES", v, problem)),
-        }
-    }
-    if let Some(name) = env("OTEL_TRACES_SAMPLER") {
-        let arg = env("OTEL_TRACES_SAMPLER_ARG");
-        match Sampler::parse(&name, arg.as_deref()) {
-            Ok(s) => config.sampler = s,
-            Err(problem) => errors.push(ConfigError::new("OTEL_TRACES_SAMPLER", name, problem)),
-        }
-    }
-    let mut size = |var: &'static str, target: &mut usize| {
-        if let Some(v) = env(var) {
-            match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => *target = n,
-                _ => errors.push(ConfigError::new(var, v, "expected a positive integer")),
-            }
-        }
-    };
-    size("OTEL_BSP_MAX_QUEUE_SIZE", &mut config.queue_size);
-    size("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &mut config.batch_size);
     config.batch_size = config.batch_size.min(config.queue_size);
     for (var, target) in [
         ("OTEL_BSP_SCHEDULE_DELAY", &mut config.schedule_delay),
         ("SPANLAB_OTLP_FLUSH_TIMEOUT", &mut config.flush_timeout),
     ] {
-        if let Some(v) = env(var) {
-            match parse_millis(&v) {
-                Ok(d) => *target = d,
-                Err(problem) => errors.push(ConfigError::new(var, v, problem)),
-            }
+        if let Some(d) = parsed(env, var, parse_millis, errors) {
+            *target = d;
         }
     }
-    if let Some(v) = env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
-        match parse_bool(&v) {
-            Ok(b) => config.capture_content = b,
-            Err(problem) => errors.push(ConfigError::new(
-                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-                v,
-                problem,
-            )),
-        }
-    }
-    if let Some(v) = env("TRACEPARENT") {
-        match RemoteParent::parse(&v) {
-            Ok(parent) => config.remote_parent = Some(parent),
-            Err(problem) => errors.push(ConfigError::new("TRACEPARENT", v, problem)),
-        }
-    }
-    let wanted = config.endpoint.is_some() || settings.has_custom_exporter;
-    if disabled || settings.disabled || broken || !wanted {
-        return (None, errors);
-    }
-    (Some(config), errors)
+}
+
+/// The signal-specific variable, else the general one (the specification's order),
+/// with the name of the one that was set.
+fn pick<'e>(
+    env: &'e Env,
+    specific: &'static str,
+    general: &'static str,
+) -> Option<(&'e str, &'static str)> {
+    env.get(specific)
+        .map(|v| (v, specific))
+        .or_else(|| env.get(general).map(|v| (v, general)))
+}
+
+/// Variable `var` parsed; `None` when it is unset or rejected (then with an error
+/// naming it).
+fn parsed<T>(
+    env: &Env,
+    var: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    parse_found(env.get(var).map(|v| (v, var)), parse, errors)
+}
+
+/// A value found in variable `.1`, parsed, as [`parsed`].
+fn parse_found<T>(
+    found: Option<(&str, &'static str)>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let (value, var) = found?;
+    parse(value)
+        .map_err(|problem| errors.push(ConfigError::new(var, value, problem)))
+        .ok()
 }
 
 /// An endpoint must be an `http://` or `https://` URL with a host.
@@ -486,6 +511,13 @@ fn parse_millis(value: &str) -> Result<Duration, String> {
         .map_err(|_| "expected a whole number of milliseconds".into())
 }
 
+fn parse_positive(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a positive integer".into()),
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -497,10 +529,9 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::env_of;
 
     fn resolve_env(vars: &[(&str, &str)]) -> (Option<ExportConfig>, Vec<ConfigError>) {
-        resolve(&ExportSettings::default(), &env_of(vars))
+        resolve(&ExportSettings::default(), &Env::of(vars))
     }
 
     #[test]
@@ -594,11 +625,11 @@ mod tests {
             service_name: Some("from-builder".into()),
             ..ExportSettings::default()
         };
-        let (config, _) = resolve(&settings, &env_of(&[("OTEL_SDK_DISABLED", "true")]));
+        let (config, _) = resolve(&settings, &Env::of(&[("OTEL_SDK_DISABLED", "true")]));
         assert!(config.is_none());
         let (config, _) = resolve(
             &settings,
-            &env_of(&[
+            &Env::of(&[
                 ("OTEL_SERVICE_NAME", "from-env"),
                 ("OTEL_EXPORTER_OTLP_HEADERS", "a=1,b=x%20y"),
                 ("OTEL_RESOURCE_ATTRIBUTES", "team=ml, run=7"),

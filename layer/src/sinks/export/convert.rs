@@ -15,6 +15,7 @@ use opentelemetry_sdk::Resource;
 
 use super::config::ExportConfig;
 use super::span::{AttrValue, ExportSpan, Failure, Rare};
+use crate::config::Env;
 use crate::core::clock::Clock;
 
 /// Span attribute names spanlab adds to every exported span.
@@ -271,7 +272,7 @@ fn value(v: &AttrValue, text: &str) -> Value {
 /// The run's resource: service, process, host, SDK, distributed-training rank, the
 /// root seed, and whatever `OTEL_RESOURCE_ATTRIBUTES` or the builder added (those win
 /// over the detected values of the same key).
-pub(crate) fn resource(config: &ExportConfig, env: &dyn Fn(&str) -> Option<String>) -> Resource {
+pub(crate) fn resource(config: &ExportConfig, env: &Env) -> Resource {
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
@@ -309,10 +310,10 @@ pub(crate) fn resource(config: &ExportConfig, env: &dyn Fn(&str) -> Option<Strin
         ("LOCAL_RANK", "process.local_rank"),
         ("WORLD_SIZE", "process.world_size"),
     ] {
-        if let Some(v) = env(var) {
+        if let Some(v) = env.get(var) {
             match v.trim().parse::<i64>() {
                 Ok(n) => attrs.push(KeyValue::new(key, n)),
-                Err(_) => attrs.push(KeyValue::new(key, v)),
+                Err(_) => attrs.push(KeyValue::new(key, v.to_owned())),
             }
         }
     }
@@ -334,7 +335,7 @@ fn host_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::env_of;
+    use crate::config::Env;
 
     fn config() -> ExportConfig {
         let (config, _) = super::super::config::resolve(
@@ -344,7 +345,7 @@ mod tests {
                 resource: vec![("team".into(), "ml".into())],
                 ..Default::default()
             },
-            &env_of(&[]),
+            &Env::none(),
         );
         config.unwrap()
     }
@@ -355,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_resource_names_the_service_process_host_rank_and_seed() {
-        let env = env_of(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
+        let env = Env::of(&[("RANK", "3"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
         let resource = resource(&config(), &env);
         let exe = std::env::current_exe().unwrap();
         let exe = exe.file_stem().unwrap().to_string_lossy().into_owned();
@@ -385,7 +386,7 @@ mod tests {
         config
             .resource
             .push(("service.name".into(), "from-resource".into()));
-        let resource = resource(&config, &env_of(&[]));
+        let resource = resource(&config, &Env::none());
         assert_eq!(
             get(&resource, "service.name"),
             Some(Value::from("from-resource"))

@@ -179,7 +179,7 @@ impl Export {
         config: &ExportConfig,
         custom: Option<Box<dyn DynExporter>>,
         clock: Clock,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &crate::config::Env,
     ) -> Result<Export, String> {
         // One I/O thread: it sends a batch while the exporter thread converts the next.
         let runtime = tokio::runtime::Builder::new_multi_thread()

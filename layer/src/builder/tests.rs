@@ -1,0 +1,42 @@
+//! The builder's own decisions: which environment a build reads, and the `RUST_LOG`
+//! filter `init` installs.
+
+use super::*;
+
+#[test]
+fn ignore_env_keeps_the_builders_settings() {
+    let dir = std::env::temp_dir();
+    let json = dir.join("r.json").display().to_string();
+    let vars = [
+        ("SPANLAB_REPORT", "stdout"),
+        ("SPANLAB_REPORT_JSON", json.as_str()),
+    ];
+    let builder = SpanLab::builder()
+        .report_to(ReportTarget::Off)
+        .report_json(dir.join("b.json"));
+    let env = builder.environment(|| Env::of(&vars));
+    let (outputs, _) = config::resolve(&builder.settings, &env);
+    assert_eq!(outputs.text, ReportTarget::Stdout);
+    assert_eq!(outputs.json.unwrap().source, "SPANLAB_REPORT_JSON");
+
+    let builder = builder.ignore_env();
+    let env = builder.environment(|| Env::of(&vars));
+    assert_eq!(env.get("SPANLAB_REPORT"), None);
+    let (outputs, _) = config::resolve(&builder.settings, &env);
+    assert_eq!(outputs.text, ReportTarget::Off);
+    assert_eq!(outputs.json.unwrap().source, "Builder::report_json");
+}
+
+#[cfg(feature = "env-filter")]
+#[test]
+fn rust_log_is_the_filter_unless_the_environment_is_ignored() {
+    let read = || Env::of(&[("RUST_LOG", "warn")]);
+    let filter = env_filter(&SpanLab::builder().environment(read));
+    assert_eq!(filter.map(|f| f.to_string()).as_deref(), Some("warn"));
+    let ignored = SpanLab::builder().ignore_env().environment(read);
+    assert!(
+        env_filter(&ignored).is_none(),
+        "ignore_env() covers RUST_LOG"
+    );
+    assert!(env_filter(&Env::of(&[("RUST_LOG", " ")])).is_none());
+}
