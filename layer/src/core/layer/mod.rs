@@ -90,24 +90,35 @@ impl<R: Rider> SpanCore<R> {
         }
     }
 
-    /// Runs the riders' `hook` with a [`Cx`] over this thread's state, then emits what
-    /// they said once the state is released (rule 5 of `core::spans`).
-    #[inline(never)]
-    fn with_riders<S, T>(
+    /// Runs the riders' `hook` with a [`Cx`] over this thread's state, then `after` on
+    /// the state, then emits what the riders said: only once the state is released
+    /// (rule 5 of `core::spans`).
+    #[inline(always)]
+    fn ride<S, T>(
         &self,
+        owned: Owned<'_>,
         ctx: &Context<'_, S>,
         hook: impl FnOnce(&R, &mut Cx<'_, '_, S>) -> T,
-    ) -> T
-    where
+        after: impl FnOnce(&mut Owned<'_>, T),
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let lab = &*self.lab;
-        let mut cx = Cx::new(&lab.core, lab.threads.owned(), ctx);
+        let mut cx = Cx::new(&lab.core, owned, ctx);
         let out = hook(&lab.riders, &mut cx);
-        let (owned, later) = cx.finish();
+        let (mut owned, later) = cx.finish();
+        after(&mut owned, out);
         drop(owned);
         later.emit(&lab.speaker);
-        out
+    }
+
+    /// The riders' `hook` for an event, a `record` or a link: no span state changes.
+    #[inline(never)]
+    fn notify<S>(&self, ctx: &Context<'_, S>, hook: impl FnOnce(&R, &mut Cx<'_, '_, S>))
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.ride(self.lab.threads.owned(), ctx, hook, |_, ()| ());
     }
 }
 
@@ -181,17 +192,17 @@ where
         if *event.metadata().level() == Level::ERROR {
             self.count_error(event, &ctx);
         }
-        self.with_riders(&ctx, |riders, cx| {
+        self.notify(&ctx, |riders, cx| {
             riders.event(event, cx, &mut Notes::default())
         });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        self.with_riders(&ctx, |riders, cx| riders.record(id, values, cx));
+        self.notify(&ctx, |riders, cx| riders.record(id, values, cx));
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        self.with_riders(&ctx, |riders, cx| riders.follows_from(id, follows, cx));
+        self.notify(&ctx, |riders, cx| riders.follows_from(id, follows, cx));
     }
 }
 
@@ -317,21 +328,21 @@ impl<R: Rider> SpanCore<R> {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let lab = &*self.lab;
         let mut span = NewSpan {
             attrs,
             id,
             word: Default::default(),
         };
-        let mut cx = Cx::new(&lab.core, owned, ctx);
-        let riders = lab.riders.new_span(&mut span, &mut cx, interest);
-        let (mut owned, later) = cx.finish();
-        if riders & R::ENTERS != 0 {
-            lab.entering.fetch_add(1, Relaxed);
-        }
-        owned.insert(id, path, riders, span.word, ctx);
-        drop(owned);
-        later.emit(&lab.speaker);
+        let hook = |riders: &R, cx: &mut Cx<'_, '_, S>| {
+            let bits = riders.new_span(&mut span, cx, interest);
+            (bits, span.word)
+        };
+        self.ride(owned, ctx, hook, |owned, (riders, word)| {
+            if riders & R::ENTERS != 0 {
+                self.lab.entering.fetch_add(1, Relaxed);
+            }
+            owned.insert(id, path, riders, word, ctx);
+        });
     }
 
     /// `on_enter` beyond its common case.
@@ -360,19 +371,21 @@ impl<R: Rider> SpanCore<R> {
     }
 
     #[inline(never)]
-    fn enter_with_riders<S>(&self, owned: Owned<'_>, riders: Bits, id: &Id, ctx: &Context<'_, S>)
-    where
+    fn enter_with_riders<S>(
+        &self,
+        owned: Owned<'_>,
+        riders_bits: Bits,
+        id: &Id,
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let lab = &*self.lab;
-        let mut cx = Cx::new(&lab.core, owned, ctx);
-        let active = lab.riders.enter(id, &mut cx, riders);
-        let (owned, later) = cx.finish();
-        // Read last, so the span's time excludes the riders' work (GPU readings).
-        let now = lab.clock.raw();
-        owned.private.push_frame(id.into_u64(), now, false, active);
-        drop(owned);
-        later.emit(&lab.speaker);
+        let hook = |riders: &R, cx: &mut Cx<'_, '_, S>| riders.enter(id, cx, riders_bits);
+        self.ride(owned, ctx, hook, |owned, active| {
+            // Read last, so the span's time excludes the riders' work (GPU readings).
+            let now = self.lab.clock.raw();
+            owned.private.push_frame(id.into_u64(), now, false, active);
+        });
     }
 
     /// `on_exit` beyond its common case, at `now`.
@@ -402,13 +415,10 @@ impl<R: Rider> SpanCore<R> {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let lab = &*self.lab;
-        let mut cx = Cx::new(&lab.core, owned, ctx);
-        lab.riders.exit(id, &mut cx, frame.riders);
-        let (mut owned, later) = cx.finish();
-        self.add_interval(&mut owned, id, &frame, now, ctx);
-        drop(owned);
-        later.emit(&lab.speaker);
+        let hook = |riders: &R, cx: &mut Cx<'_, '_, S>| riders.exit(id, cx, frame.riders);
+        self.ride(owned, ctx, hook, |owned, ()| {
+            self.add_interval(owned, id, &frame, now, ctx)
+        });
     }
 
     /// `on_close` beyond its common case.
@@ -447,17 +457,14 @@ impl<R: Rider> SpanCore<R> {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let lab = &*self.lab;
         if state.riders & R::ENTERS != 0 {
-            lab.entering.fetch_sub(1, Relaxed);
+            self.lab.entering.fetch_sub(1, Relaxed);
         }
-        let mut closing = Closing::new(id, state, foreign, R::USES_WORD && state.word.is_some());
-        let mut cx = Cx::new(&lab.core, owned, ctx);
-        lab.riders.close(&mut closing, &mut cx, state.riders);
-        let (mut owned, later) = cx.finish();
-        record_call(&mut owned, &state);
-        drop(owned);
-        later.emit(&lab.speaker);
+        let wants_attributes = R::USES_WORD && state.word.is_some();
+        let mut closing = Closing::new(id, state, foreign, wants_attributes);
+        let hook =
+            |riders: &R, cx: &mut Cx<'_, '_, S>| riders.close(&mut closing, cx, state.riders);
+        self.ride(owned, ctx, hook, |owned, ()| record_call(owned, &state));
     }
 }
 
