@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, Env};
 use crate::core::clock::Clock;
+use crate::core::sync::LockUnpoisoned;
 use crate::sinks::export::config::{self, ExportConfig, ExportSettings, Protocol, Sampler};
 use crate::sinks::export::{DynExporter, Export, ExportRider};
 use crate::Builder;
@@ -34,7 +35,7 @@ impl ExportOptions {
     pub(crate) fn take_custom(&self) -> Option<Box<dyn DynExporter>> {
         self.custom
             .as_ref()
-            .and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .and_then(|c| c.lock_unpoisoned().take())
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) mod rider;
 pub(crate) mod say;
 pub(crate) mod spans;
 pub mod stats;
+pub(crate) mod sync;
 
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;

@@ -11,8 +11,9 @@
 //! memory.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::RwLock;
 
+use super::sync::RwUnpoisoned;
 use tracing_core::Metadata;
 
 /// Index of a path in the [`PathTable`], assigned in order of first appearance.
@@ -105,12 +106,7 @@ impl PathTable {
             return (slot.2, slot.3);
         }
         let id = self.intern_slow(parent, meta.name());
-        let depth = self
-            .shared
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entries[id as usize]
-            .depth;
+        let depth = self.shared.read_unpoisoned().entries[id as usize].depth;
         let features = classify(meta, depth);
         *slot = (parent_key, callsite, id, features);
         (id, features)
@@ -118,16 +114,10 @@ impl PathTable {
 
     #[cold]
     fn intern_slow(&self, parent: Option<PathId>, name: &'static str) -> PathId {
-        if let Some(&id) = self
-            .shared
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_name
-            .get(&(parent, name))
-        {
+        if let Some(&id) = self.shared.read_unpoisoned().by_name.get(&(parent, name)) {
             return id;
         }
-        let mut shared = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        let mut shared = self.shared.write_unpoisoned();
         let depth = parent.map_or(0, |p| shared.entries[p as usize].depth) + 1;
         if depth > MAX_DEPTH {
             return parent.expect("depth > 1 implies a parent");
@@ -147,16 +137,12 @@ impl PathTable {
 
     /// A copy of every entry, indexed by id.
     pub(crate) fn entries(&self) -> Vec<PathEntry> {
-        self.shared
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entries
-            .clone()
+        self.shared.read_unpoisoned().entries.clone()
     }
 
     /// The id of the path given by its names from the root, if it exists.
     pub(crate) fn find(&self, names: &[&str]) -> Option<PathId> {
-        let shared = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        let shared = self.shared.read_unpoisoned();
         let mut parent = None;
         for name in names {
             parent = Some(*shared.by_name.get(&(parent, *name))?);

@@ -36,13 +36,14 @@ pub(crate) mod rider;
 mod simulated;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 pub use probe::{GpuProbe, MemoryReading, ProbeError};
 pub use simulated::{ProbeCall, SimulatedGpu};
 
 use crate::core::paths::PathId;
+use crate::core::sync::LockUnpoisoned;
 
 /// Which spans are measured and how; set through the builder.
 #[derive(Clone, Default)]
@@ -253,10 +254,7 @@ impl GpuBook {
     }
 
     fn warn(&self, warning: String) -> String {
-        self.warnings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(warning.clone());
+        self.warnings.lock_unpoisoned().push(warning.clone());
         warning
     }
 
@@ -388,7 +386,7 @@ impl GpuBook {
     /// A measured span closed: add its readings to its path's aggregates.
     pub(crate) fn record(&self, path: PathId, span: &GpuSpan) {
         let devices = self.probe().ok().flatten().map(|a| a.devices);
-        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut paths = self.paths.lock_unpoisoned();
         for (i, c) in span.devices.iter().enumerate() {
             let device = devices.map_or(i, |d| d[i]);
             let s = paths.entry((path, device)).or_default();
@@ -508,21 +506,13 @@ impl GpuBook {
         &self,
         entries: &[crate::core::paths::PathEntry],
     ) -> (GpuReport, Vec<String>) {
-        let stats = self
-            .paths
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let stats = self.paths.lock_unpoisoned().clone();
         let probe = match (self.failed.get(), self.detected.get()) {
             (Some(_), Some(Ok((p, _)))) => Some(format!("{} (stopped)", p.name())),
             (None, Some(Ok((p, _)))) => Some(p.name().to_string()),
             _ => None,
         };
-        let warnings = self
-            .warnings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let warnings = self.warnings.lock_unpoisoned().clone();
         let mut paths = Vec::new();
         for id in crate::core::paths::tree_order(entries) {
             for ((_, device), s) in stats.range((id, 0)..=(id, usize::MAX)) {

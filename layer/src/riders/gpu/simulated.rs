@@ -6,10 +6,11 @@
 //! like NVML's. Every call is logged, so tests can check that a synchronization came
 //! before the reading it was for.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::probe::{GpuProbe, MemoryReading, ProbeError};
+use crate::core::sync::LockUnpoisoned;
 
 /// One call the layer made to the simulated probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl SimulatedGpu {
     }
 
     fn device<R>(&self, device: usize, f: impl FnOnce(&mut Device) -> R) -> R {
-        let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut devices = self.devices.lock_unpoisoned();
         f(&mut devices[device])
     }
 
@@ -99,20 +100,14 @@ impl SimulatedGpu {
 
     /// Every call made so far, in order.
     pub fn calls(&self) -> Vec<ProbeCall> {
-        self.calls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.calls.lock_unpoisoned().clone()
     }
 
     fn log(&self, call: ProbeCall) -> Result<(), ProbeError> {
         if let Some(reason) = &self.failure {
             return Err(ProbeError(reason.clone()));
         }
-        self.calls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(call);
+        self.calls.lock_unpoisoned().push(call);
         Ok(())
     }
 }
@@ -123,10 +118,7 @@ impl GpuProbe for SimulatedGpu {
     }
 
     fn device_count(&self) -> usize {
-        self.devices
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.devices.lock_unpoisoned().len()
     }
 
     fn synchronize(&self, device: usize) -> Result<(), ProbeError> {

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{LlmCall, Message};
 use crate::core::stats::LatencyHistogram;
+use crate::core::sync::LockUnpoisoned;
 
 /// A redaction hook: text in, text to keep out.
 pub(crate) type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
@@ -111,17 +112,11 @@ pub(crate) struct RecorderSink(Mutex<Vec<PromptRecord>>);
 
 impl RecorderSink {
     pub(crate) fn push(&self, record: PromptRecord) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(record);
+        self.0.lock_unpoisoned().push(record);
     }
 
     pub(crate) fn records(&self) -> Vec<PromptRecord> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.lock_unpoisoned().clone()
     }
 }
 
@@ -203,7 +198,7 @@ impl PromptBook {
     /// file (flushed: a crash later loses nothing already recorded).
     pub(crate) fn add(&self, record: &PromptRecord) {
         {
-            let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut models = self.models.lock_unpoisoned();
             let m = models.entry(record.model.clone()).or_default();
             m.provider = record.provider.clone().or(m.provider.take());
             m.calls += 1;
@@ -214,31 +209,28 @@ impl PromptBook {
             }
         }
         {
-            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut recent = self.recent.lock_unpoisoned();
             if recent.len() == RECENT {
                 recent.pop_front();
             }
             recent.push_back(record.clone());
         }
-        let mut jsonl = self.jsonl.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut jsonl = self.jsonl.lock_unpoisoned();
         if let Some(file) = jsonl.as_mut() {
             let mut line = serde_json::to_string(record).expect("a record always serializes");
             line.push('\n');
             if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
                 *jsonl = None; // stop writing; say so once
-                self.warnings
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!(
-                        "prompt records are no longer appended to the JSONL file: {e}"
-                    ));
+                self.warnings.lock_unpoisoned().push(format!(
+                    "prompt records are no longer appended to the JSONL file: {e}"
+                ));
             }
         }
     }
 
     /// The report section and the warnings so far.
     pub(crate) fn report(&self) -> (PromptReport, Vec<String>) {
-        let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        let models = self.models.lock_unpoisoned();
         let report = PromptReport {
             models: models
                 .iter()
@@ -252,21 +244,9 @@ impl PromptBook {
                     latency_p95: m.latency.quantile(0.95).map(Duration::from_nanos),
                 })
                 .collect(),
-            recent: self
-                .recent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned()
-                .collect(),
+            recent: self.recent.lock_unpoisoned().iter().cloned().collect(),
         };
-        (
-            report,
-            self.warnings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        )
+        (report, self.warnings.lock_unpoisoned().clone())
     }
 }
 

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::book::{PromptRecord, RecorderSink};
+use crate::core::sync::LockUnpoisoned;
 
 /// Live recorders by id: how the layer finds a new recorder span's sink.
 fn registry() -> &'static Mutex<HashMap<u64, Weak<RecorderSink>>> {
@@ -15,11 +16,7 @@ fn registry() -> &'static Mutex<HashMap<u64, Weak<RecorderSink>>> {
 
 /// The sink of recorder `id`, if it is still alive.
 pub(crate) fn sink(id: u64) -> Option<Arc<RecorderSink>> {
-    registry()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&id)?
-        .upgrade()
+    registry().lock_unpoisoned().get(&id)?.upgrade()
 }
 
 /// Collects every LLM call recorded beneath it — in nested functions, and on other
@@ -58,8 +55,7 @@ impl PromptRecorder {
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let sink = Arc::new(RecorderSink::default());
         registry()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .lock_unpoisoned()
             .insert(id, Arc::downgrade(&sink));
         let span = tracing::info_span!(target: "spanlab::llm::recorder", "prompt_recorder", spanlab.recorder = id);
         PromptRecorder { id, span, sink }
@@ -127,9 +123,6 @@ impl std::fmt::Display for PromptRecorder {
 
 impl Drop for PromptRecorder {
     fn drop(&mut self) {
-        registry()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+        registry().lock_unpoisoned().remove(&self.id);
     }
 }

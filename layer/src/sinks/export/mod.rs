@@ -92,6 +92,7 @@ use crate::core::clock::Clock;
 use crate::core::padded::CachePadded;
 use crate::core::rider::SpanWord;
 use crate::core::spans::SpanState;
+use crate::core::sync::LockUnpoisoned;
 use crate::sinks::report::ExportReport;
 use pipeline::{Pipeline, SharedOutbox};
 use span::{ExportSpan, Failure};
@@ -314,7 +315,7 @@ impl Export {
         // SAFETY: `thread` is the caller's own (see `begin`), and this is the only
         // borrow of its pool while it runs.
         let pool = unsafe { Self::pool(thread) };
-        std::mem::swap(&mut pipeline::lock(outbox).spare, pool);
+        std::mem::swap(&mut outbox.lock_unpoisoned().spare, pool);
         pool.pop()
     }
 
@@ -347,7 +348,7 @@ impl Export {
             .stopped
             .load(std::sync::atomic::Ordering::SeqCst)
         {
-            let mut outbox = pipeline::lock(self.outbox(thread));
+            let mut outbox = self.outbox(thread).lock_unpoisoned();
             if outbox.ready.len() < self.pipeline.capacity {
                 outbox.ready.push(record);
                 return;
@@ -391,11 +392,7 @@ impl Export {
             batches,
             failed_batches: shared.failed_batches.load(Relaxed),
             retries: shared.attempts.load(Relaxed).saturating_sub(batches),
-            last_error: shared
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            last_error: shared.last_error.lock_unpoisoned().clone(),
         }
     }
 }

@@ -42,6 +42,7 @@ use opentelemetry_sdk::Resource;
 
 use super::convert::Converter;
 use super::span::ExportSpan;
+use crate::core::sync::LockUnpoisoned;
 
 /// How often the exporter thread collects while spans keep coming: often, so that
 /// few records are in circulation (they stay in the caches) and each collection is
@@ -94,12 +95,6 @@ pub(crate) struct Outbox {
 
 /// A thread's outbox, shared with the exporter thread.
 pub(crate) type SharedOutbox = Arc<Mutex<Outbox>>;
-
-/// Locks an outbox; a panic while it was held cannot leave it inconsistent (every
-/// change is one push or swap), so poisoning is ignored.
-pub(crate) fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
-    outbox.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What the exporter thread shares with the program.
 #[derive(Default)]
@@ -171,11 +166,7 @@ impl Pipeline {
     #[cold]
     pub(crate) fn register(&self) -> SharedOutbox {
         let outbox = SharedOutbox::default();
-        self.shared
-            .outboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(outbox.clone());
+        self.shared.outboxes.lock_unpoisoned().push(outbox.clone());
         outbox
     }
 
@@ -184,14 +175,14 @@ impl Pipeline {
     pub(crate) fn shutdown(&self, timeout: Duration) {
         self.shared.closing.store(true, Release);
         self.waker.unpark();
-        let done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
+        let done = self.shared.done.lock_unpoisoned();
         let (done, _) = self
             .shared
             .done_signal
             .wait_timeout_while(done, timeout, |done| !*done)
             .unwrap_or_else(|e| e.into_inner());
         if *done {
-            if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(thread) = self.thread.lock_unpoisoned().take() {
                 let _ = thread.join();
             }
         }
@@ -276,15 +267,10 @@ impl Worker {
     /// `taken` is only scratch space, kept between calls for its capacity.
     #[allow(clippy::vec_box)] // the records stay boxed: see `Outbox`
     fn collect(&mut self, batch: &mut Batch, taken: &mut Vec<Box<ExportSpan>>) -> usize {
-        let outboxes: Vec<SharedOutbox> = self
-            .shared
-            .outboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let outboxes: Vec<SharedOutbox> = self.shared.outboxes.lock_unpoisoned().clone();
         let mut collected = 0;
         for outbox in &outboxes {
-            std::mem::swap(&mut lock(outbox).ready, taken);
+            std::mem::swap(&mut outbox.lock_unpoisoned().ready, taken);
             collected += taken.len();
             for record in taken.iter() {
                 self.add(batch, record);
@@ -307,7 +293,7 @@ impl Worker {
     /// Hands the records back to their thread, which clears and reuses them.
     #[allow(clippy::vec_box)] // the records stay boxed: see `Outbox`
     fn give_back(&self, outbox: &Mutex<Outbox>, taken: &mut Vec<Box<ExportSpan>>) {
-        let mut outbox = lock(outbox);
+        let mut outbox = outbox.lock_unpoisoned();
         let room = self.spare_limit.saturating_sub(outbox.spare.len());
         let keep = taken.len().min(room);
         outbox.spare.extend(taken.drain(..keep));
@@ -337,7 +323,7 @@ impl Worker {
     /// [`Pipeline::shutdown`], which waits for this.
     fn finish(self) {
         self.exporter.shutdown();
-        *self.shared.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self.shared.done.lock_unpoisoned() = true;
         self.shared.done_signal.notify_all();
     }
 
@@ -374,11 +360,7 @@ impl Worker {
             Err(e) => {
                 self.shared.failed.fetch_add(count, Relaxed);
                 self.shared.failed_batches.fetch_add(1, Relaxed);
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                *self.shared.last_error.lock_unpoisoned() = Some(e.to_string());
             }
         }
     }
