@@ -17,7 +17,7 @@ use crate::core::spans::Threads;
 use crate::core::stats::{Aggregate, PathStats};
 use crate::riders::gpu::{GpuConfig, GpuTracker};
 use crate::riders::llm::PromptBook;
-use crate::riders::rng::scopes::{SeedBook, SeedReport, SeededPath};
+use crate::riders::rng::book::SeedBook;
 use crate::sinks::report::Report;
 
 /// Everything the layer writes, shared with the readers.
@@ -166,30 +166,8 @@ impl Profile {
 
     /// A report of everything measured so far (see [`Report`] for its formats).
     pub fn report(&self) -> Report {
-        let (seeded, warnings) = self.data.seeds.snapshot();
         let entries = self.data.paths.entries();
-        let root = crate::riders::rng::root_seed();
-        let seeds = SeedReport {
-            root,
-            replay: crate::riders::rng::replay_line(root.value),
-            paths: paths::tree_order(&entries)
-                .into_iter()
-                .filter_map(|id| {
-                    let p = seeded.get(&id)?;
-                    Some(SeededPath {
-                        path: paths::names(&entries, id),
-                        seeds: p
-                            .seeds
-                            .iter()
-                            .map(|(&seed, &calls)| (seed, calls))
-                            .collect(),
-                        calls: p.calls,
-                        draws: p.draws,
-                        digest: p.digest,
-                    })
-                })
-                .collect(),
-        };
+        let (seeds, warnings) = self.data.seeds.report(&entries);
         let (gpu, gpu_warnings) = self.data.gpu.report(&entries);
         let mut report = Report::new(
             self.elapsed(),
