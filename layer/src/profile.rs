@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::layer::Assembly;
-use crate::core::paths;
 use crate::core::stats::PathStats;
 use crate::lab::{self, Riders};
-use crate::riders::rng::scopes::{SeedReport, SeededPath};
 use crate::sinks::report::Report;
 
 /// A live handle on per-path statistics: the `t.elapsed` of Python's `with Timer() as t`.
@@ -82,30 +80,8 @@ impl Profile {
     /// A report of everything measured so far (see [`Report`] for its formats).
     pub fn report(&self) -> Report {
         let riders = &self.lab.riders;
-        let (seeded, warnings) = lab::seeds(riders).book.snapshot();
         let entries = self.lab.core.paths.entries();
-        let root = crate::riders::rng::root_seed();
-        let seeds = SeedReport {
-            root,
-            replay: crate::riders::rng::replay_line(root.value),
-            paths: paths::tree_order(&entries)
-                .into_iter()
-                .filter_map(|id| {
-                    let p = seeded.get(&id)?;
-                    Some(SeededPath {
-                        path: paths::names(&entries, id),
-                        seeds: p
-                            .seeds
-                            .iter()
-                            .map(|(&seed, &calls)| (seed, calls))
-                            .collect(),
-                        calls: p.calls,
-                        draws: p.draws,
-                        digest: p.digest,
-                    })
-                })
-                .collect(),
-        };
+        let (seeds, warnings) = lab::seeds(riders).book.report(&entries);
         let (gpu, gpu_warnings) = lab::gpu(riders).book.report(&entries);
         let mut report = Report::new(
             self.elapsed(),

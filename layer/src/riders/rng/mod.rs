@@ -25,9 +25,12 @@
 //! The root seed comes from `SPANLAB_SEED`, else [`Builder::seed`](crate::Builder::seed),
 //! else the OS; the report always prints it with the line that replays the run, and per
 //! seeded path the seeds used, the draws made and a digest of the values drawn (equal
-//! digests: the same numbers were drawn). Unseeded threads' streams are reproducible
-//! when the threads first draw in the same order.
+//! digests: the same numbers were drawn). Seeds are kept in bounded memory: the
+//! smallest [`SEEDS_KEPT`] with exact counts, and how many distinct there were (see
+//! [`SeededPath`]). Unseeded threads' streams are reproducible when the threads first
+//! draw in the same order.
 
+pub(crate) mod book;
 mod generator;
 pub(crate) mod rider;
 #[cfg(test)]
@@ -41,10 +44,9 @@ use std::sync::OnceLock;
 
 use rand_core::{SeedableRng, TryRng};
 
-#[cfg_attr(not(feature = "otlp"), allow(unused_imports))]
+pub use book::{SeedReport, SeededPath, DISTINCT_SEEDS_ERROR, SEEDS_KEPT};
 pub(crate) use generator::splitmix64;
 pub use generator::SeededRng;
-pub use scopes::{SeedReport, SeededPath};
 
 /// Added per thread to the root seed for each further thread's stream (golden ratio).
 const THREAD_STRIDE: u64 = 0x9E37_79B9_7F4A_7C15;

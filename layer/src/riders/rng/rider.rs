@@ -10,7 +10,8 @@ use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::attributes::{DRAWS, SEED};
-use super::scopes::{self, SeedBook};
+use super::book::SeedBook;
+use super::scopes;
 use super::Scope;
 use crate::core::rider::{Bits, Closing, Cx, NewSpan, Rider, SpanAttr};
 

@@ -1,13 +1,11 @@
-//! The layer's side of seeded scopes: which spans are seeded, where a span's stream
-//! waits while the span is not entered, and the per-path bookkeeping for the report.
+//! The layer's side of seeded scopes: which spans are seeded, and where a span's stream
+//! waits while the span is not entered. What a seeded span's close records is kept in
+//! the [`SeedBook`] (see [`super::book`]).
 //!
 //! Only spans whose callsite declares a `seed` field ever reach this module: the layer
 //! learns that once per callsite (in its path cache), so an unseeded span pays one bit
 //! test. A seeded span's stream lives in its [`SeedScope`] extension between enters
 //! and in the thread's current slot while entered.
-
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, PoisonError};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id};
@@ -15,7 +13,8 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::{swap_current, RootSeed, Scope};
+use super::book::SeedBook;
+use super::{swap_current, Scope};
 use crate::core::paths::PathId;
 
 /// The extension on a seeded span.
@@ -163,133 +162,4 @@ pub(crate) fn seed_field(attrs: &Attributes<'_>) -> Option<Result<u64, String>> 
     let mut visitor = SeedVisitor(None);
     attrs.record(&mut visitor);
     visitor.0
-}
-
-/// Seeds, draws and digest of one seeded path.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct PathSeeds {
-    /// Seed → calls that used it.
-    pub(crate) seeds: BTreeMap<u64, u64>,
-    pub(crate) calls: u64,
-    pub(crate) draws: u64,
-    /// Sum (wrapping) of each call's digest: independent of the order calls finish in,
-    /// so runs whose threads interleave differently still compare equal.
-    pub(crate) digest: u64,
-}
-
-/// Everything the layer learns about seeds, for the report.
-#[derive(Default)]
-pub(crate) struct SeedBook {
-    paths: Mutex<BTreeMap<PathId, PathSeeds>>,
-    /// Callsites already warned about, and the warnings for the report.
-    bad: Mutex<(HashSet<usize>, Vec<String>)>,
-}
-
-impl SeedBook {
-    /// Records a seeded span's close. Seeded spans only: a lock per seeded span is fine.
-    pub(crate) fn record(&self, path: PathId, seed: u64, last: Option<&Scope>) {
-        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = paths.entry(path).or_default();
-        *entry.seeds.entry(seed).or_default() += 1;
-        entry.calls += 1;
-        if let Some(scope) = last {
-            entry.draws += scope.draws;
-            entry.digest = entry.digest.wrapping_add(scope.digest);
-        }
-    }
-
-    /// Notes a span whose `seed` is not an unsigned integer. Returns the warning text the
-    /// first time for a callsite (the caller emits it as a WARN event), `None` after.
-    pub(crate) fn bad_seed(&self, callsite: usize, span: &str, value: &str) -> Option<String> {
-        let mut bad = self.bad.lock().unwrap_or_else(PoisonError::into_inner);
-        if !bad.0.insert(callsite) {
-            return None;
-        }
-        let warning = format!(
-            "span `{span}`: seed = {value} is not an unsigned integer; the span ran unseeded"
-        );
-        bad.1.push(warning.clone());
-        Some(warning)
-    }
-
-    /// Per-path bookkeeping so far, and the bad-seed warnings.
-    pub(crate) fn snapshot(&self) -> (BTreeMap<PathId, PathSeeds>, Vec<String>) {
-        let paths = self
-            .paths
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let warnings = self
-            .bad
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone();
-        (paths, warnings)
-    }
-}
-
-/// The seeds part of a report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SeedReport {
-    /// The run's root seed and where it came from.
-    pub root: RootSeed,
-    /// The command line that replays the run: `SPANLAB_SEED=<root> <command>`.
-    pub replay: String,
-    /// Each seeded path, in tree order.
-    pub paths: Vec<SeededPath>,
-}
-
-/// What one seeded path drew.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SeededPath {
-    /// Span names from the root.
-    pub path: Vec<&'static str>,
-    /// Each seed used, with the number of calls that used it, by seed.
-    pub seeds: Vec<(u64, u64)>,
-    /// Finished seeded calls.
-    pub calls: u64,
-    /// Values drawn inside those calls (each `u64` the generator produced).
-    pub draws: u64,
-    /// A digest of every value drawn: equal digests, equal numbers (for a run and its
-    /// replay, or two runs that should be deterministic).
-    pub digest: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bookkeeping_counts_seeds_calls_draws_and_sums_digests() {
-        let book = SeedBook::default();
-        let mut a = Scope::seeded(1);
-        a.next();
-        let mut b = Scope::seeded(2);
-        b.next();
-        b.next();
-        book.record(3, 42, Some(&a));
-        book.record(3, 42, Some(&b));
-        book.record(3, 7, None);
-        let (paths, _) = book.snapshot();
-        let p = &paths[&3];
-        assert_eq!(p.seeds, BTreeMap::from([(7, 1), (42, 2)]));
-        assert_eq!((p.calls, p.draws), (3, 3));
-        assert_eq!(p.digest, a.digest.wrapping_add(b.digest));
-    }
-
-    #[test]
-    fn a_bad_seed_is_reported_once_per_callsite() {
-        let book = SeedBook::default();
-        let first = book.bad_seed(1, "trial", "\"abc\"").unwrap();
-        assert_eq!(
-            first,
-            "span `trial`: seed = \"abc\" is not an unsigned integer; the span ran unseeded"
-        );
-        assert_eq!(book.bad_seed(1, "trial", "\"abc\""), None);
-        assert!(book.bad_seed(2, "other", "-1").is_some());
-        assert_eq!(book.snapshot().1.len(), 2);
-    }
 }

@@ -56,7 +56,12 @@
 //!     "paths": [                     // seeded paths, tree order
 //!       { "path": ["epoch", "shuffle"], "calls": 10, "draws": 1280,
 //!         "digest": "00000000deadbeef",  // hex: equal digests, equal numbers drawn
+//!         "distinct_seeds": 2,           // exact, or an estimate when "distinct_exact"
+//!         "distinct_exact": true,        //   is false (see rng::DISTINCT_SEEDS_ERROR)
+//!         "seed_range": [1, 2],          // smallest and largest seed, or null
+//!         "other_seed_calls": 0,         // calls whose seed is not listed in "seeds"
 //!         "seeds": [{ "seed": 1, "calls": 4 }, { "seed": 2, "calls": 6 }] }
+//!                                        // the smallest rng::SEEDS_KEPT seeds, exact calls
 //!     ]
 //!   }
 //! }
@@ -120,6 +125,10 @@ struct JsonSeededPath<'a> {
     calls: u64,
     draws: u64,
     digest: String,
+    distinct_seeds: u64,
+    distinct_exact: bool,
+    seed_range: Option<[u64; 2]>,
+    other_seed_calls: u64,
     seeds: Vec<JsonSeed>,
 }
 
@@ -216,6 +225,10 @@ pub(super) fn render(r: &Report) -> String {
                     calls: p.calls,
                     draws: p.draws,
                     digest: format!("{:016x}", p.digest),
+                    distinct_seeds: p.distinct_seeds,
+                    distinct_exact: p.distinct_exact,
+                    seed_range: p.seed_range.map(|(min, max)| [min, max]),
+                    other_seed_calls: p.other_seed_calls,
                     seeds: p
                         .seeds
                         .iter()
@@ -267,8 +280,24 @@ mod tests {
         assert_eq!(seeds["replay"], "SPANLAB_SEED=7 ./train");
         let expected = serde_json::json!({
             "path": ["epoch", "shuffle"], "calls": 10, "draws": 1280, "digest": "00000000deadbeef",
+            "distinct_seeds": 2, "distinct_exact": true, "seed_range": [1, 2], "other_seed_calls": 0,
             "seeds": [{"seed": 1, "calls": 4}, {"seed": 2, "calls": 6}]
         });
         assert_eq!(seeds["paths"][0], expected);
+    }
+
+    #[test]
+    fn a_path_past_the_kept_seeds_says_its_count_is_estimated() {
+        let mut report = crate::sinks::report::tests::sample_report();
+        let p = &mut report.seeds.paths[0];
+        (p.distinct_seeds, p.distinct_exact, p.other_seed_calls) = (70_000, false, 90_000);
+        let v: Value = serde_json::from_str(&report.to_json()).unwrap();
+        let path = &v["seeds"]["paths"][0];
+        assert_eq!(path["distinct_seeds"], 70_000);
+        assert_eq!(path["distinct_exact"], false);
+        assert_eq!(path["other_seed_calls"], 90_000);
+        report.seeds.paths[0].seed_range = None;
+        let v: Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert!(v["seeds"]["paths"][0]["seed_range"].is_null());
     }
 }

@@ -148,6 +148,10 @@ mod tests {
                 paths: vec![SeededPath {
                     path: vec!["epoch", "shuffle"],
                     seeds: vec![(1, 4), (2, 6)],
+                    distinct_seeds: 2,
+                    distinct_exact: true,
+                    seed_range: Some((1, 2)),
+                    other_seed_calls: 0,
                     calls: 10,
                     draws: 1280,
                     digest: 0xDEAD_BEEF,

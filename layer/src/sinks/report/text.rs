@@ -269,7 +269,7 @@ fn signed_bytes(b: f64) -> String {
 }
 
 /// The seeds section: the root seed and its replay line, then one row per seeded path.
-fn render_seeds(out: &mut String, seeds: &crate::riders::rng::scopes::SeedReport) {
+fn render_seeds(out: &mut String, seeds: &crate::riders::rng::SeedReport) {
     use crate::riders::rng::SeedSource;
     let source = match seeds.root.source {
         SeedSource::Env => "from SPANLAB_SEED",
@@ -284,32 +284,16 @@ fn render_seeds(out: &mut String, seeds: &crate::riders::rng::scopes::SeedReport
     if seeds.paths.is_empty() {
         return;
     }
-    const SHOWN: usize = 4;
     let rows: Vec<[String; 5]> = seeds
         .paths
         .iter()
         .map(|p| {
-            let mut list: Vec<String> = p
-                .seeds
-                .iter()
-                .take(SHOWN)
-                .map(|&(seed, calls)| {
-                    if calls == 1 {
-                        seed.to_string()
-                    } else {
-                        format!("{seed} (x{calls})")
-                    }
-                })
-                .collect();
-            if p.seeds.len() > SHOWN {
-                list.push(format!("... {} distinct", p.seeds.len()));
-            }
             [
                 p.path.join(" > "),
                 thousands(p.calls),
                 thousands(p.draws),
                 format!("{:016x}", p.digest),
-                list.join(", "),
+                seeds_cell(p),
             ]
         })
         .collect();
@@ -320,6 +304,53 @@ fn render_seeds(out: &mut String, seeds: &crate::riders::rng::scopes::SeedReport
         rows.into_iter().map(Vec::from).collect(),
         &[0, 3, 4],
     );
+}
+
+/// The first few seeds of a path, with their calls: `1 (x4), 2 (x6)`. When some seeds
+/// were not kept, how many distinct there were and their range:
+/// `0, 1, 2, 3, … (≈1,000,000 distinct, 0..999999)` (`≈`: an estimate).
+fn seeds_cell(p: &crate::riders::rng::SeededPath) -> String {
+    const SHOWN: usize = 4;
+    let mut list: Vec<String> = p
+        .seeds
+        .iter()
+        .take(SHOWN)
+        .map(|&(seed, calls)| {
+            if calls == 1 {
+                seed.to_string()
+            } else {
+                format!("{seed} (x{calls})")
+            }
+        })
+        .collect();
+    if p.other_seed_calls == 0 {
+        if p.seeds.len() > SHOWN {
+            list.push(format!("... {} distinct", p.seeds.len()));
+        }
+        return list.join(", ");
+    }
+    let distinct = if p.distinct_exact {
+        thousands(p.distinct_seeds)
+    } else {
+        format!("≈{}", thousands(three_significant(p.distinct_seeds)))
+    };
+    let range = p
+        .seed_range
+        .map_or_else(String::new, |(min, max)| format!(", {min}..{max}"));
+    list.push(format!("… ({distinct} distinct{range})"));
+    list.join(", ")
+}
+
+/// `n` rounded to three significant digits (an estimate's digits beyond are noise):
+/// `1234567` → `1230000`.
+fn three_significant(n: u64) -> u64 {
+    let mut unit = 1u64;
+    while n / unit >= 1_000 {
+        unit *= 10;
+    }
+    // Half up. The largest values round down (u64::MAX to 184·10^17), so no product
+    // passes u64::MAX; saturating keeps that from being a panic path all the same.
+    (n / unit + u64::from(unit > 1 && n % unit >= unit / 2)).saturating_mul(unit)
 }
 
 /// A duration with three significant digits and a unit: `812 ns`, `12.3 µs`, `4.56 ms`,
@@ -401,6 +432,38 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn seeds_are_listed_while_all_kept_and_summarized_beyond() {
+        let mut report = crate::sinks::report::tests::sample_report();
+        let p = &mut report.seeds.paths[0];
+        assert_eq!(seeds_cell(p), "1 (x4), 2 (x6)");
+        p.seeds = (0..64).map(|s| (s, 1)).collect();
+        p.distinct_seeds = 64;
+        assert_eq!(seeds_cell(p), "0, 1, 2, 3, ... 64 distinct");
+        (p.distinct_seeds, p.distinct_exact) = (1_003_217, false);
+        (p.seed_range, p.other_seed_calls) = (Some((0, 999_999)), 999_936);
+        assert_eq!(
+            seeds_cell(p),
+            "0, 1, 2, 3, … (≈1,000,000 distinct, 0..999999)"
+        );
+        (p.distinct_seeds, p.distinct_exact, p.other_seed_calls) = (65, true, 1);
+        assert_eq!(seeds_cell(p), "0, 1, 2, 3, … (65 distinct, 0..999999)");
+    }
+
+    #[test]
+    fn estimates_keep_three_significant_digits() {
+        for (n, want) in [
+            (0, 0),
+            (999, 999),
+            (1_004, 1_000),
+            (1_005, 1_010),
+            (1_003_217, 1_000_000),
+            (u64::MAX, 18_400_000_000_000_000_000),
+        ] {
+            assert_eq!(three_significant(n), want, "{n}");
+        }
     }
 
     #[test]
