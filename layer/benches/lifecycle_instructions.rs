@@ -3,7 +3,9 @@
 //! The lifecycle is the overhead bench's: a span with two fields created, entered,
 //! exited and closed, nested in an entered parent. This binary runs `N` of them under
 //! one subscriber; `scripts/callgrind-lifecycle.sh` runs it under
-//! `valgrind --tool=callgrind` for each subscriber at two counts and prints what one
+//! `valgrind --tool=callgrind` for each subscriber (the registry with an empty layer;
+//! spanlab profiling; spanlab exporting every span to an exporter that only counts,
+//! its exporter thread's work included) at two counts and prints what one
 //! more lifecycle costs, and what spanlab adds to the registry with an empty layer:
 //!
 //! ```text
@@ -17,6 +19,11 @@
 //! as a smoke test.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
@@ -25,6 +32,17 @@ use tracing_subscriber::Layer;
 /// A layer that does nothing: the registry's cost alone.
 struct EmptyLayer;
 impl<S: tracing::Subscriber> Layer<S> for EmptyLayer {}
+
+/// An exporter that only counts what it is sent.
+#[derive(Clone, Debug, Default)]
+struct NoopExporter(Arc<AtomicU64>);
+
+impl SpanExporter for NoopExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 fn lifecycle(i: u64) {
     let span = info_span!("child", step = i, phase = "forward");
@@ -50,8 +68,19 @@ fn run(variant: &str, n: u64) {
                 Some(guard),
             )
         }
+        "export" => {
+            let (layer, guard) = spanlab::SpanLab::builder()
+                .report_to(spanlab::ReportTarget::Off)
+                .ignore_env()
+                .otlp_exporter(NoopExporter::default())
+                .build();
+            (
+                tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+                Some(guard),
+            )
+        }
         other => {
-            eprintln!("unknown variant {other:?}: expected `empty` or `spanlab`");
+            eprintln!("unknown variant {other:?}: expected `empty`, `spanlab` or `export`");
             std::process::exit(2);
         }
     };
@@ -76,13 +105,14 @@ fn main() {
         [variant, n] => match n.parse() {
             Ok(n) => run(variant, n),
             Err(_) => {
-                eprintln!("usage: lifecycle_instructions (empty|spanlab) N");
+                eprintln!("usage: lifecycle_instructions (empty|spanlab|export) N");
                 std::process::exit(2);
             }
         },
         _ => {
             run("empty", 100);
             run("spanlab", 100);
+            run("export", 100);
         }
     }
 }

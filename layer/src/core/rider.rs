@@ -22,8 +22,11 @@
 //! * **One word per span**, [`SpanWord`], for the one rider that declares
 //!   [`Rider::USES_WORD`] (export keeps its record's address there). It travels with
 //!   the span's owner part under the core's ownership rules (`core::spans`).
-//! * **Per-thread state** is each rider's own (a `thread_local::ThreadLocal` it owns):
-//!   the core's per-thread table stays the same size whatever is assembled.
+//! * **Per-thread state** is each rider's own (a `thread_local::ThreadLocal` it owns),
+//!   so the core's per-thread table stays the same size whatever is assembled. The word
+//!   rider, which runs on every span, also gets one per-thread word in the core's table
+//!   ([`Cx::thread_word`]) to keep the address of its own state there: on the paths it
+//!   takes for every span, it then needs no lookup.
 //!
 //! # Rules for riders
 //!
@@ -202,10 +205,12 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         self.0.sees_every_span() || self.1.sees_every_span()
     }
 
+    #[inline(always)]
     fn interest(&self, meta: &'static Metadata<'static>, depth: u16) -> Bits {
         (self.0.interest(meta, depth) & low(A::BITS)) | (self.1.interest(meta, depth) << A::BITS)
     }
 
+    #[inline(always)]
     fn new_span<S>(&self, span: &mut NewSpan<'_>, cx: &mut Cx<'_, '_, S>, interest: Bits) -> Bits
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -221,6 +226,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         bits
     }
 
+    #[inline(always)]
     fn enter<S>(&self, id: &Id, cx: &mut Cx<'_, '_, S>, bits: Bits) -> Bits
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -239,6 +245,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         active
     }
 
+    #[inline(always)]
     fn exit<S>(&self, id: &Id, cx: &mut Cx<'_, '_, S>, active: Bits)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -253,6 +260,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         }
     }
 
+    #[inline(always)]
     fn close<S>(&self, span: &mut Closing, cx: &mut Cx<'_, '_, S>, bits: Bits)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -266,6 +274,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         }
     }
 
+    #[inline(always)]
     fn event<S>(&self, event: &Event<'_>, cx: &mut Cx<'_, '_, S>, notes: &mut Notes)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -274,6 +283,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         self.1.event(event, cx, notes);
     }
 
+    #[inline(always)]
     fn record<S>(&self, id: &Id, values: &Record<'_>, cx: &mut Cx<'_, '_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -282,6 +292,7 @@ impl<A: Rider, B: Rider> Rider for (A, B) {
         self.1.record(id, values, cx);
     }
 
+    #[inline(always)]
     fn follows_from<S>(&self, id: &Id, follows: &Id, cx: &mut Cx<'_, '_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -315,6 +326,7 @@ pub(crate) struct Closing {
 }
 
 impl Closing {
+    #[inline]
     pub(crate) fn new(id: Id, state: SpanState, foreign: bool, wants_attributes: bool) -> Self {
         Closing {
             id,
@@ -326,6 +338,7 @@ impl Closing {
     }
 
     /// Whether a sink reads attributes of this span (only then are they worth making).
+    #[inline]
     pub(crate) fn wants_attributes(&self) -> bool {
         self.attributes.is_some()
     }
@@ -339,6 +352,7 @@ impl Closing {
 
     /// The attributes the riders attached, for a sink.
     #[allow(dead_code)] // as `foreign`
+    #[inline]
     pub(crate) fn take_attributes(&mut self) -> Vec<(String, SpanAttr)> {
         self.attributes.take().unwrap_or_default()
     }
@@ -388,6 +402,7 @@ impl<'a, 'c, S> Cx<'a, 'c, S>
 where
     S: Subscriber + for<'l> LookupSpan<'l>,
 {
+    #[inline(always)]
     pub(crate) fn new(core: &'a Core, owned: Owned<'a>, ctx: &'a Context<'c, S>) -> Self {
         Cx {
             core,
@@ -399,27 +414,32 @@ where
 
     /// Ends the hooks' turn: the thread's state back, and what they want to say (to be
     /// emitted once the state is released).
+    #[inline(always)]
     pub(crate) fn finish(self) -> (Owned<'a>, Later) {
         (self.owned, self.later)
     }
 
     /// The registry's view of span `id` (its name, extensions, parents).
+    #[inline]
     pub(crate) fn span(&self, id: &Id) -> Option<SpanRef<'_, S>> {
         self.ctx.span(id)
     }
 
     /// The registry context, for scopes (`event_scope`, `event_span`).
+    #[inline]
     pub(crate) fn ctx(&self) -> &Context<'c, S> {
         self.ctx
     }
 
     /// The layer's clock (raw ticks; conversions to wall time).
+    #[inline]
     pub(crate) fn clock(&self) -> &'a Clock {
         &self.core.clock
     }
 
     /// The span entered last on this thread, if any.
     #[allow(dead_code)] // used by export, which may be compiled out
+    #[inline]
     pub(crate) fn current(&self) -> Option<Id> {
         self.owned.private.frames.last().map(|f| Id::from_u64(f.id))
     }
@@ -439,6 +459,7 @@ where
     #[allow(dead_code)] // as `current`
     /// The [`SpanWord`] of span `id`, wherever it lives; `None` for a span the core has
     /// no state for.
+    #[inline]
     pub(crate) fn word_of(&mut self, id: &Id) -> Option<SpanWord> {
         self.owned
             .word(id.into_u64())
@@ -456,6 +477,22 @@ where
             return word.is_some().then(|| f(WordAt::Here(word)));
         }
         with_word_elsewhere(&self.core.threads, id, self.ctx, f)
+    }
+
+    /// This thread's word for the rider that [uses the span word](Rider::USES_WORD): 0
+    /// until that rider sets it.
+    #[allow(dead_code)] // the word's rider (export) may be compiled out
+    #[inline]
+    pub(crate) fn thread_word(&self) -> usize {
+        self.owned.private.thread_word
+    }
+
+    /// Sets this thread's word (see [`Cx::thread_word`]). Whatever it points to must
+    /// live as long as the layer does.
+    #[allow(dead_code)] // as `thread_word`
+    #[inline]
+    pub(crate) fn set_thread_word(&mut self, word: usize) {
+        self.owned.private.thread_word = word;
     }
 
     /// A warning, emitted (as a WARN event, target `spanlab`) once the hooks are done.

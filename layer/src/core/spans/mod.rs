@@ -292,6 +292,10 @@ pub(crate) struct Private {
     pub(crate) paths: PathCache,
     /// Where this thread's statistics of each path live (in `ThreadState::slots_stats`).
     pub(crate) stats: SlotIndex,
+    /// The per-thread word of the rider that keeps a [`SpanWord`] (`core::rider`): set by
+    /// that rider on its first use on this thread, so that it finds its own per-thread
+    /// state without a lookup of its own.
+    pub(crate) thread_word: usize,
 }
 
 impl Private {
@@ -352,6 +356,7 @@ impl Default for ThreadState {
                 free: (0..LOCAL_CAPACITY as SlotNo).rev().collect(),
                 paths: PathCache::default(),
                 stats: SlotIndex::default(),
+                thread_word: 0,
             }),
             slots_stats: ThreadSlots::default(),
         }

@@ -14,7 +14,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::span::{event_record, Attr, AttrValue, ExportSpan, Failure, FieldVisitor, SpanEvent};
-use super::Export;
+use super::{Export, ExportThread};
 use crate::core::rider::{Bits, Closing, Cx, NewSpan, Notes, Rider, SpanAttr, WordAt};
 use crate::riders::llm::PromptRecord;
 
@@ -120,6 +120,25 @@ where
 pub(crate) struct ExportRider(pub(crate) Option<Export>);
 
 impl ExportRider {
+    /// The calling thread's export state, through the core's per-thread word.
+    #[inline]
+    fn thread<'a, S>(export: &'a Export, cx: &mut Cx<'_, '_, S>) -> &'a ExportThread
+    where
+        S: Subscriber + for<'l> LookupSpan<'l>,
+    {
+        let word = cx.thread_word();
+        if word != 0 {
+            // SAFETY: the word was set below, on this thread, to this thread's entry of
+            // `export`'s `ThreadLocal`, whose entries never move and live as long as
+            // `export`, which lives as long as the layer whose thread table holds the
+            // word (they are dropped together, when no callback can run).
+            return unsafe { &*(word as *const ExportThread) };
+        }
+        let thread = export.this_thread();
+        cx.set_thread_word(thread as *const ExportThread as usize);
+        thread
+    }
+
     /// Runs `f` on the place additions to span `id` go, if the span is sampled.
     fn with_target<S>(&self, id: &Id, cx: &mut Cx<'_, '_, S>, f: impl FnOnce(Target<'_>))
     where
@@ -159,6 +178,7 @@ impl Rider for ExportRider {
         self.0.is_some()
     }
 
+    #[inline]
     /// A new span: its record, if its trace is sampled.
     fn new_span<S>(&self, span: &mut NewSpan<'_>, cx: &mut Cx<'_, '_, S>, _interest: Bits) -> Bits
     where
@@ -174,11 +194,13 @@ impl Rider for ExportRider {
             // Contextual: the span entered on this thread (the registry's current span).
             cx.current().and_then(|parent| cx.word_of(&parent))
         };
-        span.word = export.begin(attrs, parent, cx.clock().raw());
+        let thread = Self::thread(export, cx);
+        span.word = export.begin(thread, attrs, parent, cx.clock().raw());
         span.word.is_some() as Bits
     }
 
     /// A span's close: completes and queues its record.
+    #[inline]
     fn close<S>(&self, span: &mut Closing, cx: &mut Cx<'_, '_, S>, _bits: Bits)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -206,7 +228,8 @@ impl Rider for ExportRider {
                 }));
         }
         let clock = cx.clock();
-        export.finish(record, &span.state, span.panicking, || clock.raw());
+        let thread = Self::thread(export, cx);
+        export.finish(thread, record, &span.state, span.panicking, || clock.raw());
     }
 
     /// An event: a span event of the span it happened in; a prompt record (left by the

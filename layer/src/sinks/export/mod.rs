@@ -138,7 +138,7 @@ impl OwnerCounter {
 
 /// What export keeps per program thread.
 #[derive(Default)]
-struct ExportThread {
+pub(crate) struct ExportThread {
     /// Sampled spans this thread closed.
     finished: OwnerCounter,
     /// Of those, the ones the export queue had no room for.
@@ -234,6 +234,7 @@ impl Export {
     #[inline]
     pub(crate) fn begin(
         &self,
+        thread: &ExportThread,
         attrs: &Attributes<'_>,
         parent: Option<SpanWord>,
         now: u64,
@@ -264,7 +265,6 @@ impl Export {
             },
         };
         let meta = attrs.metadata();
-        let thread = self.this_thread();
         // SAFETY: `thread` is this thread's own entry; no other borrow of its pool is
         // alive (`refill` and `finish` take theirs only while they run).
         let pooled = unsafe { Self::pool(thread) }.pop();
@@ -284,9 +284,10 @@ impl Export {
         record.into_ptr()
     }
 
-    /// The calling thread's export state.
+    /// The calling thread's export state (for the rider, which remembers its address
+    /// in the core's per-thread word).
     #[inline]
-    fn this_thread(&self) -> &ExportThread {
+    pub(crate) fn this_thread(&self) -> &ExportThread {
         &self.threads.get_or_default().0
     }
 
@@ -294,7 +295,9 @@ impl Export {
     ///
     /// # Safety
     /// `thread` is the calling thread's own entry ([`Export::this_thread`]), and no
-    /// other borrow of its pool is alive.
+    /// other borrow of its pool is alive. (`begin`, `refill` and `finish` take their
+    /// borrow and end it before returning, and no hook runs inside another: rule 5 of
+    /// `core::spans`.)
     #[inline]
     #[allow(clippy::mut_from_ref, clippy::vec_box)]
     unsafe fn pool(thread: &ExportThread) -> &mut Vec<Box<ExportSpan>> {
@@ -323,6 +326,7 @@ impl Export {
     /// time for a span never entered.
     pub(crate) fn finish(
         &self,
+        thread: &ExportThread,
         mut record: Box<ExportSpan>,
         state: &SpanState,
         panicking: bool,
@@ -340,7 +344,6 @@ impl Export {
             // The ERROR event was seen, but on a path that kept no message.
             record.rare_mut().failure = Some(Failure::Error("error".into()));
         }
-        let thread = self.this_thread();
         thread.finished.bump();
         if !self
             .pipeline
