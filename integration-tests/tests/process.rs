@@ -384,3 +384,50 @@ fn a_bad_seed_field_emits_one_warn_event_that_other_layers_see() {
         "and a report warning:\n{stderr}"
     );
 }
+
+#[test]
+fn ranks_sharing_a_launch_line_write_one_report_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("job.json");
+    let named = dir.path().join("job-{local_rank}-{pid}.folded");
+    for rank in ["0", "1", "2"] {
+        let (out, stderr) = run(workload("normal")
+            .env("RANK", rank)
+            .env("LOCAL_RANK", rank)
+            .env("SPANLAB_REPORT", "off")
+            .env("SPANLAB_REPORT_JSON", &shared)
+            .env("SPANLAB_REPORT_FOLDED", &named));
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("ignoring"), "{stderr}");
+    }
+    // No placeholder: `.rank{N}` before the extension, one file per rank.
+    for rank in 0..3 {
+        let json = dir.path().join(format!("job.rank{rank}.json"));
+        assert_eq!(read_json(&json)["paths"][0]["calls"], 20, "{json:?}");
+    }
+    assert!(!shared.exists(), "no rank wrote the shared name");
+    // Placeholders: the path says where the process goes, and no suffix is added.
+    let folded: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".folded"))
+        .collect();
+    assert_eq!(folded.len(), 3, "{folded:?}");
+    for rank in 0..3 {
+        let prefix = format!("job-{rank}-");
+        assert!(folded.iter().any(|n| n.starts_with(&prefix)), "{folded:?}");
+    }
+    // A bad placeholder or rank is named, and the run goes on.
+    let (out, stderr) = run(workload("normal")
+        .env("RANK", "first")
+        .env("SPANLAB_REPORT_JSON", dir.path().join("r{rnak}.json")));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("RANK=\"first\": expected an unsigned integer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown placeholder {rnak}: expected {rank}, {local_rank}, {pid}, {host}"),
+        "{stderr}"
+    );
+}

@@ -14,16 +14,23 @@
 //! | `SPANLAB_PROMPTS_JSONL` | a file path: every LLM record is appended as it happens | none |
 //! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
 //!
+//! Report paths may hold `{rank}`, `{local_rank}`, `{pid}` and `{host}`; under a
+//! launcher's `RANK`, a path without them gets `.rank{N}` before its extension, so
+//! ranks sharing a launch line never overwrite each other's files (see
+//! [`Process`](process::Process)).
+//!
 //! A bad value never stops the program: it is reported once on stderr as a
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
 //! warnings, and that one output is turned off.
 
 mod env;
+mod process;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub(crate) use env::Env;
+pub(crate) use process::Process;
 
 /// Where the text report goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,13 +133,19 @@ pub(crate) struct Outputs {
 /// Applies the environment over the builder's settings and checks every path.
 /// Rejected values are returned as errors and left out of the outputs.
 pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigError>) {
-    let mut errors = Vec::new();
-    let (text, text_source) = text_target(settings, env, &mut errors);
+    let (process, rank_errors) = Process::of(env);
+    let mut errors: Vec<ConfigError> = rank_errors
+        .into_iter()
+        .map(|(var, value, problem)| ConfigError::new(var, value, problem))
+        .collect();
+    let process = &process;
+    let (text, text_source) = text_target(settings, env, process, &mut errors);
     let outputs = Outputs {
         text,
         text_source,
         json: file_output(
             env,
+            process,
             &settings.json,
             "Builder::report_json",
             "SPANLAB_REPORT_JSON",
@@ -140,6 +153,7 @@ pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigErr
         ),
         folded: file_output(
             env,
+            process,
             &settings.folded,
             "Builder::report_folded",
             "SPANLAB_REPORT_FOLDED",
@@ -147,6 +161,7 @@ pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigErr
         ),
         prompts_jsonl: file_output(
             env,
+            process,
             &settings.prompts_jsonl,
             "Builder::prompts_jsonl",
             "SPANLAB_PROMPTS_JSONL",
@@ -161,6 +176,7 @@ pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigErr
 fn text_target(
     settings: &Settings,
     env: &Env,
+    process: &Process,
     errors: &mut Vec<ConfigError>,
 ) -> (ReportTarget, &'static str) {
     let mut text = settings.text.clone().unwrap_or_default();
@@ -174,16 +190,17 @@ fn text_target(
             Err(problem) => errors.push(ConfigError::new("SPANLAB_REPORT", value, problem)),
         }
     }
-    if let ReportTarget::File(path) = &text {
-        if let Err(problem) = check_file_path(path) {
-            errors.push(ConfigError::new(
-                source,
-                path.display().to_string(),
-                problem,
-            ));
-            text = ReportTarget::Stderr;
-        }
-    }
+    let text = match text {
+        ReportTarget::File(path) => match per_process_file(process, &path) {
+            Ok(path) => ReportTarget::File(path),
+            Err(problem) => {
+                let value = path.display().to_string();
+                errors.push(ConfigError::new(source, value, problem));
+                ReportTarget::Stderr
+            }
+        },
+        other => other,
+    };
     (text, source)
 }
 
@@ -191,6 +208,7 @@ fn text_target(
 /// neither is set or the path is unusable (then with an error naming the source).
 fn file_output(
     env: &Env,
+    process: &Process,
     builder: &Option<PathBuf>,
     method: &'static str,
     var: &'static str,
@@ -200,8 +218,8 @@ fn file_output(
         Some(v) => (PathBuf::from(v), var),
         None => (builder.clone()?, method),
     };
-    match check_file_path(&path) {
-        Ok(()) => Some(FileOutput { path, source }),
+    match per_process_file(process, &path) {
+        Ok(path) => Some(FileOutput { path, source }),
         Err(problem) => {
             errors.push(ConfigError::new(
                 source,
@@ -211,6 +229,13 @@ fn file_output(
             None
         }
     }
+}
+
+/// `path` for this process (placeholders, rank suffix), checked.
+fn per_process_file(process: &Process, path: &Path) -> Result<PathBuf, String> {
+    let path = process.path(path)?;
+    check_file_path(&path)?;
+    Ok(path)
 }
 
 /// A report file's directory must exist and the path must not be a directory.
