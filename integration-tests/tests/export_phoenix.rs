@@ -295,7 +295,7 @@ fn check_tree(spans: &[Value], remote: Option<(&str, &str)>) {
         if name == "chat tiny-1" {
             assert_eq!(
                 attr(span, "code.function"),
-                "spanlab::llm::chat",
+                "spanlab::riders::llm::chat",
                 "{span:#}"
             );
             let file = attr(span, "code.filepath").as_str().unwrap_or_default();
