@@ -40,3 +40,19 @@ fn rust_log_is_the_filter_unless_the_environment_is_ignored() {
     );
     assert!(env_filter(&Env::of(&[("RUST_LOG", " ")])).is_none());
 }
+
+#[test]
+fn the_reports_run_has_the_launchers_ranks_unless_the_environment_is_ignored() {
+    let read = || Env::of(&[("RANK", "5"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "16")]);
+    for (builder, expected) in [
+        (SpanLab::builder(), (Some(5), Some(1), Some(16))),
+        (SpanLab::builder().ignore_env(), (None, None, None)),
+    ] {
+        let env = builder.environment(read);
+        let (layer, unarmed) = builder.report_to(ReportTarget::Off).build_unarmed(&env);
+        unarmed.emitter.disarm();
+        let report = layer.profile().report();
+        let run = &report.runs[0];
+        assert_eq!((run.rank, run.local_rank, run.world_size), expected);
+    }
+}
