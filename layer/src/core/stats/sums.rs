@@ -646,6 +646,34 @@ mod tests {
     }
 
     #[test]
+    fn the_stated_bound_is_needed_and_holds_at_every_tick_bucket() {
+        // Three calls at the ends of one tick bucket, the median at one end: the
+        // stand-in is as far from it as a stand-in gets (min and max clamp nothing).
+        // The tick bucket's error alone is not enough; the stated bound is.
+        let mut worst = 0f64;
+        for scale in [1.0, 0.37, 2.9] {
+            for i in 16..histogram::BUCKETS {
+                let low = histogram::lower_bound(i);
+                let high = low + (histogram::width(i) - 1);
+                for (values, median) in [([low, low, high], low), ([low, high, high], high)] {
+                    let got = sums(&values, scale).quantile(0.5).unwrap().as_nanos() as f64;
+                    let want = median as f64 * scale;
+                    let error = (got - want).abs();
+                    assert!(
+                        error <= want * QUANTILE_RELATIVE_ERROR + 0.5,
+                        "bucket {i} at {scale}"
+                    );
+                    if scale == 1.0 {
+                        // No rounding to the nanosecond: the layouts' errors alone.
+                        worst = worst.max(error / want);
+                    }
+                }
+            }
+        }
+        assert!(worst > histogram::BUCKET_RELATIVE_ERROR, "{worst}");
+    }
+
+    #[test]
     fn a_known_sample_has_its_known_quantiles() {
         // 1..=10_000 µs in ns: the nearest-rank quantiles are exactly q·10_000 µs.
         let values: Vec<u64> = (1..=10_000u64).map(|us| us * 1000).collect();
