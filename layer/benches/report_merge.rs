@@ -91,7 +91,10 @@ fn main() {
     let texts: Vec<String> = reports.iter().map(Report::to_json).collect();
     let written = started.elapsed();
     let started = Instant::now();
-    let read: Vec<Report> = texts.iter().map(|t| Report::from_json(t).unwrap()).collect();
+    let read: Vec<Report> = texts
+        .iter()
+        .map(|t| Report::from_json(t).unwrap())
+        .collect();
     let parsed = started.elapsed();
     assert_eq!(read, reports, "a report reads back as written");
 

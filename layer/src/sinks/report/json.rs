@@ -43,7 +43,7 @@
 //!       "exact": {                     // strings: the sums every figure derives from
 //!         "sum_ns": "1010000000", "sum_sq_ns2": "1281375000000000",
 //!         "self_ns": "1010000000", "busy_ns": "1010000000", "idle_ns": "0" },
-//!       "histogram": [[4483, 12], [4484, 30]]  // [bucket, count], non-empty buckets, increasing
+//!       "histogram": [[3345, 12], [3346, 30], ...]  // [bucket, count]: non-empty buckets, increasing
 //!     }
 //!   ],
 //!   "gpu": {                         // GPU memory of measured spans
@@ -66,7 +66,8 @@
 //!                  "latency_mean_ns": 1200000, "latency_p95_ns": 2100000,  // null if untimed
 //!                  "latency": { "count": 12, "sum_ns": "14400000",  // the timed calls
 //!                               "sum_sq_ns2": "18360000000000", "min_ns": 900000,
-//!                               "max_ns": 2150000, "histogram": [[3971, 2], [3990, 10]] } }],
+//!                               "max_ns": 2150000,
+//!                               "histogram": [[3255, 2], [3338, 9], [3590, 1]] } }],
 //!     "recent": [{ "model": "tiny-1", "provider": "local",   // the last 5 records,
 //!                  "messages": [{"role": "user", "content": "hi"}], "response": "...",
 //!                  "input_tokens": 3, "output_tokens": 4, "finish_reason": null,
