@@ -4,7 +4,8 @@
 //! can be redirected without recompiling (`SPANLAB_REPORT=off cargo run ...`). An empty
 //! or whitespace-only variable counts as unset.
 //! [`Builder::ignore_env`](crate::Builder::ignore_env) turns the environment off —
-//! these variables, the `OTEL_*` ones of export, and `RUST_LOG`.
+//! these variables, the `OTEL_*` ones of export, `RUST_LOG`, and the launcher's `RANK`,
+//! `LOCAL_RANK` and `WORLD_SIZE` that the report's [run](crate::report::RunInfo) records.
 //!
 //! | variable | values | default |
 //! |---|---|---|
