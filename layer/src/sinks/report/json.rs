@@ -133,8 +133,8 @@
 //!   count is derived as for one run.
 //! * per model, calls and tokens add and latency histograms merge; the recent records
 //!   are the last 5 by `unix_nanos`.
-//! * export counts add; targets that differ are listed together, and the last error
-//!   of the last report that had one is kept.
+//! * export counts add; targets that differ are listed together (`"a, b"`), as are GPU
+//!   probes that differ, and the last error of the last report that had one is kept.
 //! * `runs` are concatenated, warnings too (without repeats), `spans_never_entered`
 //!   adds, `elapsed_ns` is the longest.
 //! * what is a fact of one run and not a sum — the root seed, its replay line, the last
@@ -144,8 +144,9 @@
 //!
 //! Where clock ticks are nanoseconds, a merge of the parts of a run equals the report
 //! of the whole, sum by sum. Elsewhere each report rounds its sums to whole
-//! nanoseconds once, so a merge of `k` reports can differ from one process's rounding
-//! by up to `k/2` ns per sum; the histograms still add exactly.
+//! nanoseconds once (and fits Σx² to its rounded Σx: see [`crate::stats::sums`]), so a
+//! merge of `k` parts can differ from the whole run's report by up to `k/2` ns in each
+//! sum, and in Σx² by what that moves; the histograms still add exactly.
 //!
 //! # What changed from `spanlab.report/1`
 //!
