@@ -29,7 +29,7 @@ fn normal_exit_prints_the_report_on_stderr_and_writes_every_file() {
         );
     }
     let report = read_json(&json);
-    assert_eq!(report["schema"], "spanlab.report/1");
+    assert_eq!(report["schema"], "spanlab.report/2");
     let paths = report["paths"].as_array().unwrap();
     let backward = paths
         .iter()
@@ -430,4 +430,73 @@ fn ranks_sharing_a_launch_line_write_one_report_each() {
         stderr.contains("unknown placeholder {rnak}: expected {rank}, {local_rank}, {pid}, {host}"),
         "{stderr}"
     );
+}
+
+/// Runs the `mode` workload as rank `rank` of a job of `world` processes and returns
+/// its JSON report, read back.
+fn rank_report(mode: &str, rank: u32, world: u32) -> spanlab::Report {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stderr) = run(workload(mode)
+        .env("SPANLAB_REPORT", "off")
+        .env("SPANLAB_REPORT_JSON", &json)
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string()));
+    assert!(out.status.success(), "{stderr}");
+    // Under RANK, the report goes to `r.rank{N}.json` (one file per rank).
+    let text = std::fs::read_to_string(dir.path().join(format!("r.rank{rank}.json"))).unwrap();
+    spanlab::Report::from_json(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+}
+
+#[test]
+fn the_reports_of_two_ranks_merge_into_the_jobs_report() {
+    let ranks = [rank_report("normal", 0, 2), rank_report("normal", 1, 2)];
+    for (rank, report) in ranks.iter().enumerate() {
+        let run = &report.runs[0];
+        assert_eq!(
+            (run.rank, run.local_rank, run.world_size),
+            (Some(rank as u64), Some(rank as u64), Some(2))
+        );
+        assert!(run.start_unix_ns < run.end_unix_ns);
+        assert_eq!(run.command_line[1], "normal");
+    }
+    assert_ne!(ranks[0].runs[0].pid, ranks[1].runs[0].pid);
+    let job = spanlab::Report::merge(&ranks).unwrap();
+    let ranks_seen: Vec<_> = job.runs.iter().map(|r| r.rank).collect();
+    assert_eq!(ranks_seen, [Some(0), Some(1)]);
+    assert_eq!(job.paths.len(), 3);
+    for path in &job.paths {
+        let parts: Vec<_> = ranks
+            .iter()
+            .map(|r| r.paths.iter().find(|p| p.path == path.path).unwrap())
+            .collect();
+        assert_eq!(path.calls, 40, "{}", path.path_string());
+        assert_eq!(path.total, parts[0].total + parts[1].total);
+        assert_eq!(path.min, parts[0].min.min(parts[1].min));
+        assert_eq!(path.max, parts[0].max.max(parts[1].max));
+        assert_eq!(
+            path.sums.wall.histogram.count(),
+            parts[0].sums.wall.histogram.count() + parts[1].sums.wall.histogram.count()
+        );
+    }
+    assert!(job.to_text().contains("(longest of 2 runs merged)"));
+    // The merged report is a report like any other: it reads back as written.
+    assert_eq!(spanlab::Report::from_json(&job.to_json()).unwrap(), job);
+}
+
+#[test]
+fn ignore_env_leaves_the_launchers_ranks_out() {
+    let (out, stderr) = run(workload("ignore_env")
+        .env("RANK", "3")
+        .env("LOCAL_RANK", "3")
+        .env("WORLD_SIZE", "4"));
+    assert!(out.status.success(), "{stderr}");
+    let report = spanlab::Report::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let run = &report.runs[0];
+    assert_eq!(
+        (run.rank, run.local_rank, run.world_size),
+        (None, None, None)
+    );
+    assert_eq!(report.paths[0].calls, 20);
 }

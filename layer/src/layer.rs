@@ -12,11 +12,14 @@ use tracing_subscriber::Layer;
 use crate::core::layer::{Assembly, SpanCore};
 use crate::lab::Riders;
 use crate::profile::Profile;
+use crate::sinks::report::RunInfo;
 
 /// The spanlab layer. Build it with [`crate::SpanLab::builder`]; read what it measured
 /// through [`SpanLabLayer::profile`] or the [`crate::Guard`] built with it.
 pub struct SpanLabLayer {
     inner: SpanCore<Riders>,
+    /// The run, for the profiles this layer hands out.
+    run: Arc<RunInfo>,
 }
 
 impl std::fmt::Debug for SpanLabLayer {
@@ -26,9 +29,10 @@ impl std::fmt::Debug for SpanLabLayer {
 }
 
 impl SpanLabLayer {
-    pub(crate) fn new(lab: Arc<Assembly<Riders>>) -> Self {
+    pub(crate) fn new(lab: Arc<Assembly<Riders>>, run: Arc<RunInfo>) -> Self {
         SpanLabLayer {
             inner: SpanCore::new(lab),
+            run,
         }
     }
 
@@ -44,7 +48,7 @@ impl SpanLabLayer {
     /// assert_eq!(profile.get("step").unwrap().calls, 1);
     /// ```
     pub fn profile(&self) -> Profile {
-        Profile::from_assembly(self.inner.assembly().clone())
+        Profile::from_assembly(self.inner.assembly().clone(), self.run.clone())
     }
 }
 

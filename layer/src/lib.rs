@@ -31,7 +31,9 @@
 //! * [`Guard`]: writes the report when dropped — also when `main` unwinds from a panic,
 //!   and on SIGINT/SIGTERM with [`Builder::report_on_signal`].
 //! * [`Profile`]: the live statistics, queryable at any time.
-//! * [`Report`]: text, JSON ([`report::json`] documents the schema) and folded stacks.
+//! * [`Report`]: text, JSON ([`report::json`] documents the schema) and folded stacks;
+//!   [`Report::from_json`] reads a JSON report back and [`Report::merge`] adds reports
+//!   (the ranks of a distributed job) into the report of all their calls.
 //! * [`rng()`]: the ambient random generator; a span with a `seed = N` field is a
 //!   seeded scope that restores the outer stream on exit ([`rng`](mod@rng) module).
 //! * [`gpu`]: GPU memory deltas, nested peaks and energy for spans with `gpu = true`
@@ -78,6 +80,7 @@
 mod builder;
 pub mod config;
 mod core;
+mod decimal;
 mod files;
 mod guard;
 mod lab;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::core::layer::Assembly;
 use crate::core::stats::PathStats;
 use crate::lab::{self, Riders};
-use crate::sinks::report::Report;
+use crate::sinks::report::{Report, RunInfo};
 
 /// A live handle on per-path statistics: the `t.elapsed` of Python's `with Timer() as t`.
 ///
@@ -32,6 +32,8 @@ use crate::sinks::report::Report;
 #[derive(Clone)]
 pub struct Profile {
     lab: Arc<Assembly<Riders>>,
+    /// This run, resolved when the layer was built; each report ends it at its making.
+    run: Arc<RunInfo>,
 }
 
 impl std::fmt::Debug for Profile {
@@ -43,8 +45,8 @@ impl std::fmt::Debug for Profile {
 }
 
 impl Profile {
-    pub(crate) fn from_assembly(lab: Arc<Assembly<Riders>>) -> Self {
-        Profile { lab }
+    pub(crate) fn from_assembly(lab: Arc<Assembly<Riders>>, run: Arc<RunInfo>) -> Self {
+        Profile { lab, run }
     }
 
     /// Statistics of one path, written as in the report: `"epoch > forward"` (spaces
@@ -85,6 +87,7 @@ impl Profile {
         let (gpu, gpu_warnings) = lab::gpu(riders).book.report(&entries);
         let mut report = Report::new(
             self.elapsed(),
+            self.run.ended_now(),
             self.paths(),
             self.spans_never_entered(),
             seeds,

@@ -16,12 +16,14 @@ pub(crate) fn real_layer() -> (SpanLabLayer, Profile) {
 /// A layer on `clock` with the GPU settings `gpu` (no export, default prompt
 /// settings), and its profile.
 pub(crate) fn layer_with(clock: Clock, gpu: GpuConfig) -> (SpanLabLayer, Profile) {
-    let layer = SpanLabLayer::new(lab::assemble(
-        clock,
-        gpu,
-        Default::default(),
-        Default::default(),
+    let run = crate::sinks::report::RunInfo::start(&crate::config::Process::of(
+        &crate::config::Env::none(),
+        &mut Vec::new(),
     ));
+    let layer = SpanLabLayer::new(
+        lab::assemble(clock, gpu, Default::default(), Default::default()),
+        std::sync::Arc::new(run),
+    );
     let profile = layer.profile();
     (layer, profile)
 }

@@ -1,7 +1,8 @@
 //! A small instrumented program for the end-to-end tests: `workload MODE`.
 //!
 //! * `normal`: 20 epochs of `epoch > forward / backward`, then a normal exit;
-//! * `ignore_env`: `normal`, built with `Builder::ignore_env()`;
+//! * `ignore_env`: `normal`, built with `Builder::ignore_env()`, and its JSON report
+//!   printed on stdout (the environment cannot ask for a file);
 //! * `panic`: the same, then `main` panics (the report must still come out);
 //! * `signal`: reports on SIGINT/SIGTERM, prints `ready`, then works until killed;
 //! * `error`: an `#[instrument(err)]` function that fails every third call;
@@ -63,7 +64,11 @@ fn main() {
     };
     let guard = builder.init();
     match mode.as_str() {
-        "normal" | "ignore_env" => epochs(20),
+        "normal" => epochs(20),
+        "ignore_env" => {
+            epochs(20);
+            println!("{}", guard.report().to_json());
+        }
         "panic" => {
             epochs(20);
             panic!("diverged after 20 epochs");

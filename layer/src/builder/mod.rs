@@ -18,6 +18,7 @@ use crate::layer::SpanLabLayer;
 use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
 use crate::riders::llm::{PromptBook, Redactor};
+use crate::sinks::report::RunInfo;
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
 #[derive(Debug)]
@@ -227,11 +228,16 @@ impl Builder {
     /// value costs one line on stderr naming its variable (or builder method), and
     /// that one setting is turned off.
     fn build_unarmed(self, env: &Env) -> (SpanLabLayer, UnarmedGuard) {
-        let (outputs, mut errors) = config::resolve(&self.settings, env);
+        let mut errors = Vec::new();
+        let process = config::Process::of(env, &mut errors);
+        let (outputs, rejected) = config::resolve(&self.settings, env, &process);
+        errors.extend(rejected);
         errors.extend(fix_root_seed(self.settings.seed, env));
         let jsonl = open_prompts_jsonl(outputs.prompts_jsonl.as_ref(), &mut errors);
         let prompts = self.prompts.into_book(jsonl);
         let export = export::plan(&self.export, env, &mut errors);
+        // The report's run metadata (launcher ranks included): the same process.
+        let run = RunInfo::start(&process);
         assemble(
             self.gpu,
             prompts,
@@ -239,6 +245,7 @@ impl Builder {
             errors,
             self.report_on_signal,
             export,
+            run,
         )
     }
 
@@ -325,6 +332,7 @@ fn assemble(
     mut errors: Vec<ConfigError>,
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
+    run: RunInfo,
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
@@ -334,13 +342,14 @@ fn assemble(
     for e in &errors {
         print_stderr(&format!("spanlab: ignoring {e}\n"));
     }
+    let run = Arc::new(run);
     let emitter = Arc::new(Emitter::new(
-        Profile::from_assembly(lab.clone()),
+        Profile::from_assembly(lab.clone(), run.clone()),
         outputs,
         errors,
     ));
     (
-        SpanLabLayer::new(lab),
+        SpanLabLayer::new(lab, run),
         UnarmedGuard {
             emitter,
             report_on_signal,

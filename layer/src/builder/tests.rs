@@ -15,14 +15,22 @@ fn ignore_env_keeps_the_builders_settings() {
         .report_to(ReportTarget::Off)
         .report_json(dir.join("b.json"));
     let env = builder.environment(|| Env::of(&vars));
-    let (outputs, _) = config::resolve(&builder.settings, &env);
+    let (outputs, _) = config::resolve(
+        &builder.settings,
+        &env,
+        &config::Process::of(&env, &mut Vec::new()),
+    );
     assert_eq!(outputs.text, ReportTarget::Stdout);
     assert_eq!(outputs.json.unwrap().source, "SPANLAB_REPORT_JSON");
 
     let builder = builder.ignore_env();
     let env = builder.environment(|| Env::of(&vars));
     assert_eq!(env.get("SPANLAB_REPORT"), None);
-    let (outputs, _) = config::resolve(&builder.settings, &env);
+    let (outputs, _) = config::resolve(
+        &builder.settings,
+        &env,
+        &config::Process::of(&env, &mut Vec::new()),
+    );
     assert_eq!(outputs.text, ReportTarget::Off);
     assert_eq!(outputs.json.unwrap().source, "Builder::report_json");
 }
@@ -39,4 +47,20 @@ fn rust_log_is_the_filter_unless_the_environment_is_ignored() {
         "ignore_env() covers RUST_LOG"
     );
     assert!(env_filter(&Env::of(&[("RUST_LOG", " ")])).is_none());
+}
+
+#[test]
+fn the_reports_run_has_the_launchers_ranks_unless_the_environment_is_ignored() {
+    let read = || Env::of(&[("RANK", "5"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "16")]);
+    for (builder, expected) in [
+        (SpanLab::builder(), (Some(5), Some(1), Some(16))),
+        (SpanLab::builder().ignore_env(), (None, None, None)),
+    ] {
+        let env = builder.environment(read);
+        let (layer, unarmed) = builder.report_to(ReportTarget::Off).build_unarmed(&env);
+        unarmed.emitter.disarm();
+        let report = layer.profile().report();
+        let run = &report.runs[0];
+        assert_eq!((run.rank, run.local_rank, run.world_size), expected);
+    }
 }

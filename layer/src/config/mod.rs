@@ -4,7 +4,8 @@
 //! can be redirected without recompiling (`SPANLAB_REPORT=off cargo run ...`). An empty
 //! or whitespace-only variable counts as unset.
 //! [`Builder::ignore_env`](crate::Builder::ignore_env) turns the environment off —
-//! these variables, the `OTEL_*` ones of export, and `RUST_LOG`.
+//! these variables, the `OTEL_*` ones of export, `RUST_LOG`, and the launcher's `RANK`,
+//! `LOCAL_RANK` and `WORLD_SIZE` that the report's [run](crate::report::RunInfo) records.
 //!
 //! | variable | values | default |
 //! |---|---|---|
@@ -16,8 +17,8 @@
 //!
 //! Report paths may hold `{rank}`, `{local_rank}`, `{pid}` and `{host}`; under a
 //! launcher's `RANK`, a path without them gets `.rank{N}` before its extension, so
-//! ranks sharing a launch line never overwrite each other's files (see
-//! [`Process`](process::Process)).
+//! ranks sharing a launch line never overwrite each other's files. A bad `RANK`,
+//! `LOCAL_RANK` or `WORLD_SIZE` is named like any other value, and left out.
 //!
 //! A bad value never stops the program: it is reported once on stderr as a
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
@@ -132,13 +133,12 @@ pub(crate) struct Outputs {
 
 /// Applies the environment over the builder's settings and checks every path.
 /// Rejected values are returned as errors and left out of the outputs.
-pub(crate) fn resolve(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigError>) {
-    let (process, rank_errors) = Process::of(env);
-    let mut errors: Vec<ConfigError> = rank_errors
-        .into_iter()
-        .map(|(var, value, problem)| ConfigError::new(var, value, problem))
-        .collect();
-    let process = &process;
+pub(crate) fn resolve(
+    settings: &Settings,
+    env: &Env,
+    process: &Process,
+) -> (Outputs, Vec<ConfigError>) {
+    let mut errors = Vec::new();
     let (text, text_source) = text_target(settings, env, process, &mut errors);
     let outputs = Outputs {
         text,
@@ -260,9 +260,18 @@ fn check_file_path(path: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// `resolve` for the process these variables describe.
+    fn resolve_here(settings: &Settings, env: &Env) -> (Outputs, Vec<ConfigError>) {
+        let mut errors = Vec::new();
+        let process = Process::of(env, &mut errors);
+        let (outputs, more) = resolve(settings, env, &process);
+        errors.extend(more);
+        (outputs, errors)
+    }
+
     #[test]
     fn defaults_to_stderr_only() {
-        let (out, errors) = resolve(&Settings::default(), &Env::of(&[]));
+        let (out, errors) = resolve_here(&Settings::default(), &Env::of(&[]));
         assert_eq!(out.text, ReportTarget::Stderr);
         assert_eq!((out.json, out.folded), (None, None));
         assert!(errors.is_empty());
@@ -281,7 +290,7 @@ mod tests {
             ("SPANLAB_REPORT", "stdout"),
             ("SPANLAB_REPORT_JSON", json.as_str()),
         ];
-        let (out, errors) = resolve(&settings, &Env::of(&vars));
+        let (out, errors) = resolve_here(&settings, &Env::of(&vars));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(out.text, ReportTarget::Stdout);
         assert_eq!(
@@ -297,7 +306,7 @@ mod tests {
 
     #[test]
     fn unknown_keyword_names_the_variable_and_what_it_accepts() {
-        let (out, errors) = resolve(
+        let (out, errors) = resolve_here(
             &Settings::default(),
             &Env::of(&[("SPANLAB_REPORT", "stdrr")]),
         );
@@ -311,7 +320,7 @@ mod tests {
 
     #[test]
     fn missing_directory_disables_only_that_output() {
-        let (out, errors) = resolve(
+        let (out, errors) = resolve_here(
             &Settings::default(),
             &Env::of(&[
                 ("SPANLAB_REPORT_JSON", "/no/such/dir/r.json"),
@@ -336,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_directory_is_not_a_report_file() {
-        let (_, errors) = resolve(
+        let (_, errors) = resolve_here(
             &Settings::default(),
             &Env::of(&[("SPANLAB_REPORT", "/tmp/")]),
         );
@@ -349,7 +358,7 @@ mod tests {
 
     #[test]
     fn empty_values_count_as_unset() {
-        let (out, errors) = resolve(
+        let (out, errors) = resolve_here(
             &Settings::default(),
             &Env::of(&[("SPANLAB_REPORT", " "), ("SPANLAB_REPORT_JSON", "")]),
         );

@@ -9,7 +9,7 @@
 //! | `{rank}` | `RANK` (the job-wide rank) | `0` |
 //! | `{local_rank}` | `LOCAL_RANK` (the rank on this node) | `0` |
 //! | `{pid}` | the process id | — |
-//! | `{host}` | the host name | — |
+//! | `{host}` | the host name | `localhost` where it cannot be read |
 //!
 //! And when `RANK` is set but a path has none of them, `.rank{N}` goes in before the
 //! file's extension (`run.json` → `run.rank3.json`; `run` → `run.rank3`), so a shared
@@ -21,45 +21,45 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Env;
+use super::{ConfigError, Env};
 
 /// The placeholders a path may hold, as written in messages.
 const PLACEHOLDERS: &str = "{rank}, {local_rank}, {pid}, {host}";
 
-/// Which process of the job this is.
+/// Which process of the job this is: read once per build, for the report paths and
+/// the report's run metadata alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Process {
     /// `RANK`, when set.
     pub(crate) rank: Option<u64>,
     /// `LOCAL_RANK`, when set.
     pub(crate) local_rank: Option<u64>,
+    /// `WORLD_SIZE`, when set.
+    pub(crate) world_size: Option<u64>,
     pub(crate) pid: u32,
-    pub(crate) host: String,
+    /// The machine's name, where it can be read.
+    pub(crate) host: Option<String>,
 }
 
 impl Process {
-    /// This process, as `env` describes it. A rank that is not an unsigned integer is
-    /// an error (`(variable, value, problem)`) and counts as unset.
-    pub(crate) fn of(env: &Env) -> (Process, Vec<(&'static str, String, String)>) {
-        let mut errors = Vec::new();
+    /// This process, as `env` describes it. A launcher variable that is not an
+    /// unsigned integer is an error naming it, and counts as unset.
+    pub(crate) fn of(env: &Env, errors: &mut Vec<ConfigError>) -> Process {
         let mut rank = |var: &'static str| {
             let value = env.get(var)?;
-            match value.parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    let problem = "expected an unsigned integer (the launcher's rank)";
-                    errors.push((var, value.to_owned(), problem.to_owned()));
-                    None
-                }
-            }
+            let problem = "expected an unsigned integer (set by the job's launcher)";
+            value
+                .parse::<u64>()
+                .map_err(|_| errors.push(ConfigError::new(var, value, problem)))
+                .ok()
         };
-        let process = Process {
+        Process {
             rank: rank("RANK"),
             local_rank: rank("LOCAL_RANK"),
+            world_size: rank("WORLD_SIZE"),
             pid: std::process::id(),
-            host: host_name(),
-        };
-        (process, errors)
+            host: host_name(env),
+        }
     }
 
     /// `path` for this process: its placeholders filled in, or `.rank{N}` before the
@@ -89,7 +89,7 @@ impl Process {
             "{rank}" => self.rank.unwrap_or(0).to_string(),
             "{local_rank}" => self.local_rank.unwrap_or(0).to_string(),
             "{pid}" => self.pid.to_string(),
-            "{host}" => self.host.clone(),
+            "{host}" => self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
             other => return Err(unknown(other)),
         })
     }
@@ -116,14 +116,18 @@ fn unknown(placeholder: &str) -> String {
     format!("unknown placeholder {placeholder}: expected {PLACEHOLDERS}")
 }
 
-/// This machine's name: the kernel's on Linux, else `HOSTNAME`, else `localhost`.
-pub(crate) fn host_name() -> String {
+/// This machine's name: the kernel's where there is a `/proc`, else `HOSTNAME` or
+/// `COMPUTERNAME`.
+pub(crate) fn host_name(env: &Env) -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "localhost".to_owned())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            env.get("HOSTNAME")
+                .or(env.get("COMPUTERNAME"))
+                .map(String::from)
+        })
 }
 
 #[cfg(test)]
@@ -134,8 +138,9 @@ mod tests {
         Process {
             rank,
             local_rank: rank.map(|r| r % 8),
+            world_size: rank.map(|_| 16),
             pid: 4242,
-            host: "node7".into(),
+            host: Some("node7".into()),
         }
     }
 
@@ -192,14 +197,25 @@ mod tests {
 
     #[test]
     fn ranks_come_from_the_environment_and_bad_ones_are_named() {
-        let (p, errors) = Process::of(&Env::of(&[("RANK", "5"), ("LOCAL_RANK", "1")]));
-        assert_eq!((p.rank, p.local_rank), (Some(5), Some(1)));
+        let mut errors = Vec::new();
+        let env = Env::of(&[("RANK", "5"), ("LOCAL_RANK", "1"), ("WORLD_SIZE", "8")]);
+        let p = Process::of(&env, &mut errors);
+        assert_eq!(
+            (p.rank, p.local_rank, p.world_size),
+            (Some(5), Some(1), Some(8))
+        );
         assert!(errors.is_empty());
-        let (p, errors) = Process::of(&Env::of(&[("RANK", "five")]));
+        let p = Process::of(&Env::of(&[("RANK", "five")]), &mut errors);
         assert_eq!(p.rank, None);
-        assert_eq!(errors[0].0, "RANK");
-        assert_eq!(errors[0].1, "five");
+        assert_eq!(errors.len(), 1, "one line for the one bad value");
+        assert_eq!(
+            (errors[0].source_name(), errors[0].value()),
+            ("RANK", "five")
+        );
         assert_eq!(p.pid, std::process::id());
-        assert!(!p.host.is_empty());
+        // Nothing set: no ranks, and no error.
+        let p = Process::of(&Env::none(), &mut errors);
+        assert_eq!((p.rank, p.local_rank, p.world_size), (None, None, None));
+        assert_eq!(errors.len(), 1);
     }
 }

@@ -131,16 +131,9 @@ impl Aggregate {
     }
 
     /// Σ wall, in ticks.
+    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.moments.sum
-    }
-
-    /// Nearest-rank quantile in ticks, within `histogram::QUANTILE_RELATIVE_ERROR`.
-    pub(crate) fn quantile(&self, q: f64) -> u64 {
-        if self.calls == 0 {
-            return 0;
-        }
-        histogram::quantile(&self.hist[..], self.calls, q, self.min, self.max)
     }
 }
 

@@ -15,8 +15,10 @@
 //!
 //! Indices are contiguous and increase with `v`. A bucket's width is at most
 //! `1/SUB` of its lower bound, so the bucket's midpoint is within `1/(2*SUB)` =
-//! **3.125 %** of any value in it. That is the relative error of every quantile this
-//! module reports (before clamping to the exact min/max, which only reduces it).
+//! **3.125 %** of any value in it ([`BUCKET_RELATIVE_ERROR`]). Reports do not read
+//! quantiles from these buckets directly: they carry them over into the nanosecond
+//! layout of [`super::sums`], whose bound
+//! [`QUANTILE_RELATIVE_ERROR`](super::QUANTILE_RELATIVE_ERROR) includes this one.
 //!
 //! Values are clamped to `MAX_TRACKABLE` = 2^48 − 1 ticks (26 hours at a 3 GHz TSC, 78
 //! hours where ticks are nanoseconds); longer spans land in the last bucket, and the
@@ -33,8 +35,8 @@ pub(crate) const MAX_TRACKABLE: u64 = (1 << 48) - 1;
 /// Number of buckets: `index(MAX_TRACKABLE) + 1`.
 pub(crate) const BUCKETS: usize = ((48 - SUB_BITS as usize) * SUB as usize) + SUB as usize;
 
-/// The largest relative error of a reported quantile, as a fraction (0.03125).
-pub const QUANTILE_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
+/// The largest relative distance from a bucket's midpoint to a value in it (0.03125).
+pub(crate) const BUCKET_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
 
 /// The bucket that holds `v` (clamped to [`MAX_TRACKABLE`]).
 #[inline]
@@ -69,26 +71,10 @@ pub(crate) fn width(i: usize) -> u64 {
     }
 }
 
-/// The value reported for bucket `i`: its midpoint, within [`QUANTILE_RELATIVE_ERROR`]
-/// of every value in the bucket.
+/// The value that stands for bucket `i`: its midpoint, within
+/// [`BUCKET_RELATIVE_ERROR`] of every value in the bucket.
 pub(crate) fn midpoint(i: usize) -> u64 {
     lower_bound(i) + (width(i) - 1) / 2
-}
-
-/// The nearest-rank `q`-quantile (0 < q ≤ 1) of the values counted in `counts`, as a
-/// bucket midpoint clamped to `[min, max]`. `total` is the sum of `counts` (> 0).
-pub(crate) fn quantile(counts: &[u64], total: u64, q: f64, min: u64, max: u64) -> u64 {
-    debug_assert!(total > 0 && q > 0.0 && q <= 1.0);
-    // Nearest rank: the smallest value with at least ceil(q * n) values at or below it.
-    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-    let mut seen = 0;
-    for (i, &c) in counts.iter().enumerate() {
-        seen += c;
-        if seen >= rank {
-            return midpoint(i).clamp(min, max);
-        }
-    }
-    max
 }
 
 #[cfg(test)]
@@ -117,35 +103,8 @@ mod tests {
             let mid = midpoint(i) as f64;
             for v in [lo, hi] {
                 let err = (mid - v as f64).abs() / v.max(1) as f64;
-                assert!(
-                    err <= QUANTILE_RELATIVE_ERROR,
-                    "bucket {i} value {v}: {err}"
-                );
+                assert!(err <= BUCKET_RELATIVE_ERROR, "bucket {i} value {v}: {err}");
             }
         }
-    }
-
-    #[test]
-    fn quantiles_of_a_known_sample_are_within_error() {
-        // 1..=10_000 microseconds: nearest-rank quantiles are exactly q * 10_000 us.
-        let mut counts = vec![0u64; BUCKETS];
-        for us in 1..=10_000u64 {
-            counts[index(us * 1000)] += 1;
-        }
-        for (q, expected) in [(0.5, 5_000_000.0), (0.95, 9_500_000.0), (0.99, 9_900_000.0)] {
-            let got = quantile(&counts, 10_000, q, 1000, 10_000_000) as f64;
-            let err = (got - expected).abs() / expected;
-            assert!(
-                err <= QUANTILE_RELATIVE_ERROR,
-                "q={q}: got {got}, want {expected}"
-            );
-        }
-    }
-
-    #[test]
-    fn quantiles_are_clamped_to_the_exact_extremes() {
-        let mut counts = vec![0u64; BUCKETS];
-        counts[index(1_000_001)] = 3;
-        assert_eq!(quantile(&counts, 3, 0.5, 1_000_001, 1_000_001), 1_000_001);
     }
 }

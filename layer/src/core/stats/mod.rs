@@ -6,20 +6,26 @@
 //! run. [`PathStats`] is the merged, read-only view handed out by
 //! [`Profile`](crate::Profile) and the reports.
 //!
-//! Quantiles come from a fixed-size log-linear histogram and are within
-//! [`QUANTILE_RELATIVE_ERROR`] (3.125 %) of the exact nearest-rank quantile; every other
-//! figure is exact up to the clock's resolution.
+//! Every figure of a [`PathStats`] derives from its [`PathSums`]: exact integer sums in
+//! nanoseconds and a histogram in one fixed layout, which JSON reports carry and
+//! [`Report::merge`](crate::Report::merge) adds (the [`sums`] module explains them).
+//! Quantiles are within [`QUANTILE_RELATIVE_ERROR`] (about 3.3 %) of the exact
+//! nearest-rank quantile; every other figure is exact up to the clock's resolution.
 
 mod accumulator;
 mod histogram;
 mod moments;
+pub mod sums;
 
+use std::borrow::Cow;
 use std::time::Duration;
+
+use moments::Moments;
 
 pub(crate) use accumulator::{Aggregate, CallSample, SlotIndex, ThreadSlots};
 #[cfg(test)]
 pub(crate) use histogram::index as histogram_index;
-pub use histogram::QUANTILE_RELATIVE_ERROR;
+pub use sums::{DurationSums, Histogram, PathSums, QUANTILE_RELATIVE_ERROR};
 
 /// Statistics of one span path, merged over every thread.
 ///
@@ -27,8 +33,9 @@ pub use histogram::QUANTILE_RELATIVE_ERROR;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct PathStats {
-    /// Span names from the root, e.g. `["epoch", "forward"]`.
-    pub path: Vec<&'static str>,
+    /// Span names from the root, e.g. `["epoch", "forward"]`: borrowed from the spans'
+    /// metadata in a live profile, owned in a report read back from a file.
+    pub path: Vec<Cow<'static, str>>,
     /// Finished spans (entered at least once) of this path.
     pub calls: u64,
     /// Sum of all calls' wall time.
@@ -57,49 +64,65 @@ pub struct PathStats {
     pub errors: u64,
     /// Calls exited or closed while their thread was panicking.
     pub panics: u64,
+    /// The exact sums every figure above derives from: what JSON reports carry and
+    /// [`Report::merge`](crate::Report::merge) adds.
+    pub sums: PathSums,
 }
 
 /// Nanoseconds per clock tick.
 ///
-/// Spans are recorded in raw ticks and converted here, once per report. The conversion
-/// is linear, so every statistic converts exactly: sums, extremes and quantiles scale by
-/// `s`, the mean by `s`, the standard deviation by `s` (the variance by `s²`), and a
-/// histogram bucket's relative width does not change.
+/// Spans are recorded in raw ticks and converted here, once per report (see [`sums`]
+/// for how each sum converts). The conversion is linear, so a histogram bucket's
+/// relative width does not change.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct TickScale(pub(crate) f64);
 
 impl TickScale {
-    fn ns(self, ticks: f64) -> Duration {
-        Duration::from_nanos((ticks * self.0).round() as u64)
+    /// Whether ticks are nanoseconds: then every conversion is exact.
+    fn is_identity(self) -> bool {
+        self.0 == 1.0
+    }
+
+    /// `ticks` in whole nanoseconds, rounded to the nearest (exact when ticks are
+    /// nanoseconds; `as` saturates a result beyond `u64`).
+    fn to_ns(self, ticks: u64) -> u64 {
+        if self.is_identity() {
+            return ticks;
+        }
+        (ticks as f64 * self.0).round() as u64
     }
 }
 
 impl PathStats {
+    /// The statistics of a merged tick aggregate, converted with `scale`.
     pub(crate) fn from_aggregate(path: Vec<&'static str>, a: &Aggregate, scale: TickScale) -> Self {
-        let d = |ticks: u64| scale.ns(ticks as f64);
-        let empty = a.calls == 0;
-        let (total, busy) = (d(a.total()), d(a.busy));
+        let path = path.into_iter().map(Cow::Borrowed).collect();
+        PathStats::from_sums(path, PathSums::from_aggregate(a, scale))
+    }
+
+    /// Every figure derived from `sums`: the one way a live profile, a report read
+    /// back from a file and a merge all compute them.
+    pub(crate) fn from_sums(path: Vec<Cow<'static, str>>, sums: PathSums) -> Self {
+        let w = &sums.wall;
+        let ns = Duration::from_nanos;
+        let quantile = |q| w.quantile(q).unwrap_or(Duration::ZERO);
         PathStats {
             path,
-            calls: a.calls,
-            total,
-            mean: if empty {
-                Duration::ZERO
-            } else {
-                scale.ns(a.moments.mean())
-            },
-            std: scale.ns(a.moments.std()),
-            min: if empty { Duration::ZERO } else { d(a.min) },
-            max: d(a.max),
-            p50: d(a.quantile(0.50)),
-            p95: d(a.quantile(0.95)),
-            p99: d(a.quantile(0.99)),
-            self_time: d(a.self_time),
-            busy,
-            // After conversion, so that `total == busy + idle` holds exactly.
-            idle: total.saturating_sub(busy),
-            errors: a.errors,
-            panics: a.panics,
+            calls: w.count,
+            total: ns(w.sum_ns),
+            mean: w.mean().unwrap_or(Duration::ZERO),
+            std: w.std(),
+            min: ns(w.min_ns),
+            max: ns(w.max_ns),
+            p50: quantile(0.50),
+            p95: quantile(0.95),
+            p99: quantile(0.99),
+            self_time: ns(sums.self_ns),
+            busy: ns(sums.busy_ns),
+            idle: ns(sums.idle_ns),
+            errors: sums.errors,
+            panics: sums.panics,
+            sums,
         }
     }
 
@@ -114,14 +137,13 @@ impl PathStats {
     }
 }
 
-/// A histogram of nanosecond latencies with count and sum: bounded memory for any
-/// number of values, quantiles within [`QUANTILE_RELATIVE_ERROR`]. (The per-path
-/// accumulators use the same buckets, lock-free; this one is for slower paths, such as
-/// LLM calls, kept behind a lock.)
+/// Nanosecond latencies with their count, power sums and histogram (the per-path
+/// accumulators' layout, in nanoseconds): bounded memory for any number of values.
+/// (The per-path accumulators are lock-free; this one is for slower paths, such as LLM
+/// calls, kept behind a lock.)
 pub(crate) struct LatencyHistogram {
     counts: Box<[u64; histogram::BUCKETS]>,
-    n: u64,
-    sum: u128,
+    moments: Moments,
     min: u64,
     max: u64,
 }
@@ -130,8 +152,7 @@ impl Default for LatencyHistogram {
     fn default() -> Self {
         LatencyHistogram {
             counts: Box::new([0; histogram::BUCKETS]),
-            n: 0,
-            sum: 0,
+            moments: Moments::default(),
             min: u64::MAX,
             max: 0,
         }
@@ -141,17 +162,14 @@ impl Default for LatencyHistogram {
 impl LatencyHistogram {
     pub(crate) fn record(&mut self, ns: u64) {
         self.counts[histogram::index(ns)] += 1;
-        self.n += 1;
-        self.sum += ns as u128;
+        self.moments.push(ns);
         self.min = self.min.min(ns);
         self.max = self.max.max(ns);
     }
 
-    pub(crate) fn mean(&self) -> Option<u64> {
-        (self.n > 0).then(|| (self.sum / self.n as u128) as u64)
-    }
-
-    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
-        (self.n > 0).then(|| histogram::quantile(&self.counts[..], self.n, q, self.min, self.max))
+    /// The exact sums, as a report carries them.
+    pub(crate) fn sums(&self) -> DurationSums {
+        let m = self.moments;
+        DurationSums::from_ticks(m.n, m, self.min, self.max, &self.counts[..], TickScale(1.0))
     }
 }

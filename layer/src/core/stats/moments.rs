@@ -26,7 +26,6 @@ pub(crate) struct Moments {
 
 impl Moments {
     /// Adds one value.
-    #[cfg(test)]
     pub(crate) fn push(&mut self, x: u64) {
         self.n += 1;
         self.sum = self.sum.saturating_add(x);
@@ -43,6 +42,7 @@ impl Moments {
     }
 
     /// The mean (0 for no values).
+    #[cfg(test)]
     pub(crate) fn mean(&self) -> f64 {
         if self.n == 0 {
             0.0
@@ -56,18 +56,35 @@ impl Moments {
         if self.n < 2 {
             return 0.0;
         }
+        (self.variance_numerator() / (self.n as f64 * self.n as f64)).sqrt()
+    }
+
+    /// `n·Σx² − (Σx)²`, the variance times `n²`, rounded to `f64` only at the end (0
+    /// for sums no set of values has: see [`Moments::is_consistent`]).
+    pub(crate) fn variance_numerator(&self) -> f64 {
+        self.numerator()
+            .map_or(0.0, |(hi, lo)| hi as f64 * 2f64.powi(128) + lo as f64)
+    }
+
+    /// Whether `n·Σx² ≥ (Σx)²` (Cauchy–Schwarz), as it is for any real values. Sums
+    /// read from a file may break it; the variance of such sums is reported as 0.
+    pub(crate) fn is_consistent(&self) -> bool {
+        self.numerator().is_some()
+    }
+
+    /// `n·Σx² − (Σx)²`, exact, as (high 64 bits, low 128 bits); `None` when negative.
+    fn numerator(&self) -> Option<(u64, u128)> {
         // n·Σx² as 192 bits (hi: 64, lo: 128).
         let (lo_lo, lo_hi) = ((self.sum_sq as u64) as u128, self.sum_sq >> 64);
         let n = self.n as u128;
         let low = lo_lo * n; // < 2^128
         let high = lo_hi * n + (low >> 64); // < 2^128
         let (prod_hi, prod_lo) = ((high >> 64) as u64, (high << 64) | (low & u64::MAX as u128));
-        // minus (Σx)², which fits 128 bits; n·Σx² ≥ (Σx)² by Cauchy–Schwarz.
+        // minus (Σx)², which fits 128 bits.
         let square = self.sum as u128 * self.sum as u128;
         let (diff_lo, borrow) = prod_lo.overflowing_sub(square);
-        let diff_hi = prod_hi.saturating_sub(borrow as u64);
-        let numerator = diff_hi as f64 * 2f64.powi(128) + diff_lo as f64;
-        (numerator / (self.n as f64 * self.n as f64)).sqrt()
+        let diff_hi = prod_hi.checked_sub(borrow as u64)?;
+        Some((diff_hi, diff_lo))
     }
 }
 

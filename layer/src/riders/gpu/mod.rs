@@ -35,6 +35,7 @@ mod probe;
 pub(crate) mod rider;
 mod simulated;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -146,8 +147,9 @@ pub(crate) struct DeviceCall {
     pub(crate) after: u64,
     pub(crate) peak: u64,
     pub(crate) reserved: Option<u64>,
-    /// Time measured (entered), for average power.
-    pub(crate) seconds: f64,
+    /// Time measured (entered) with the energy counter read at both ends, ns: what
+    /// average power divides by.
+    pub(crate) energy_ns: u64,
     pub(crate) device_used: Option<u64>,
     pub(crate) energy_mj: u64,
     /// An interval was shorter than the energy counter's update period.
@@ -161,18 +163,56 @@ pub(crate) struct GpuSpan {
     pub(crate) devices: Vec<DeviceCall>,
 }
 
-/// Per path and device: what the report shows.
+/// Per path and device: what the report shows. Sums and extremes only, so that two
+/// runs' stats merge exactly ([`DeviceStats::merge`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct DeviceStats {
     pub(crate) calls: u64,
     pub(crate) sum_delta: i128,
+    /// The largest delta; meaningless while `calls` is 0.
     pub(crate) max_delta: i64,
     pub(crate) max_peak: u64,
     pub(crate) max_reserved: Option<u64>,
-    pub(crate) seconds: f64,
+    /// Σ time measured with energy readings, ns.
+    pub(crate) energy_ns: u64,
     pub(crate) last_device_used: Option<u64>,
     pub(crate) energy_mj: u64,
     pub(crate) below_resolution: u64,
+}
+
+impl DeviceStats {
+    /// Adds the stats of later calls (another run's) of the same path and device:
+    /// sums add, extremes widen, and the later device-wide reading wins. `Err` names
+    /// the sum that would overflow.
+    pub(crate) fn merge(&mut self, later: &DeviceStats) -> Result<(), &'static str> {
+        if later.calls == 0 {
+            return Ok(());
+        }
+        let add = |a: u64, b: u64, name| a.checked_add(b).ok_or(name);
+        let merged = DeviceStats {
+            calls: add(self.calls, later.calls, "calls")?,
+            sum_delta: (self.sum_delta)
+                .checked_add(later.sum_delta)
+                .ok_or("sum_delta_bytes")?,
+            max_delta: if self.calls == 0 {
+                later.max_delta
+            } else {
+                self.max_delta.max(later.max_delta)
+            },
+            max_peak: self.max_peak.max(later.max_peak),
+            max_reserved: self.max_reserved.max(later.max_reserved),
+            energy_ns: add(self.energy_ns, later.energy_ns, "energy_measured_ns")?,
+            last_device_used: later.last_device_used.or(self.last_device_used),
+            energy_mj: add(self.energy_mj, later.energy_mj, "energy_mj")?,
+            below_resolution: add(
+                self.below_resolution,
+                later.below_resolution,
+                "below_resolution",
+            )?,
+        };
+        *self = merged;
+        Ok(())
+    }
 }
 
 /// The probe in use and the devices it reads.
@@ -335,16 +375,21 @@ impl GpuBook {
             };
             let peak = window.peak.max(reading.peak).max(reading.allocated);
             let energy_after = window.energy_before.and_then(|_| probe.energy_mj(device));
-            let (energy_mj, below_resolution) = match (window.energy_before, energy_after) {
-                (Some(b), Some(a)) => (a.saturating_sub(b), elapsed < probe.energy_resolution()),
-                _ => (0, false),
-            };
+            let (energy_mj, energy_ns, below_resolution) =
+                match (window.energy_before, energy_after) {
+                    (Some(b), Some(a)) => (
+                        a.saturating_sub(b),
+                        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+                        elapsed < probe.energy_resolution(),
+                    ),
+                    _ => (0, 0, false),
+                };
             calls.push(DeviceCall {
                 before: window.before,
                 after: reading.allocated,
                 peak,
                 reserved: reading.reserved,
-                seconds: elapsed.as_secs_f64(),
+                energy_ns,
                 device_used: reading.device_used,
                 energy_mj,
                 below_resolution,
@@ -400,7 +445,7 @@ impl GpuBook {
             s.sum_delta += delta as i128;
             s.max_peak = s.max_peak.max(c.peak);
             s.max_reserved = s.max_reserved.max(c.reserved);
-            s.seconds += c.seconds;
+            s.energy_ns = s.energy_ns.saturating_add(c.energy_ns);
             s.last_device_used = c.device_used.or(s.last_device_used);
             s.energy_mj += c.energy_mj;
             s.below_resolution += c.below_resolution as u64;
@@ -451,7 +496,7 @@ impl GpuSpan {
             d.after = c.after;
             d.peak = d.peak.max(c.peak);
             d.reserved = d.reserved.max(c.reserved);
-            d.seconds += c.seconds;
+            d.energy_ns = d.energy_ns.saturating_add(c.energy_ns);
             d.device_used = c.device_used.or(d.device_used);
             d.energy_mj += c.energy_mj;
             d.below_resolution |= c.below_resolution;
@@ -471,17 +516,25 @@ pub struct GpuReport {
 }
 
 /// What one measured path did on one device (serialized as is in the JSON report).
+///
+/// The figures derive from exact sums and extremes, which the report carries too
+/// (`sum_delta_bytes`, `energy_millijoules`, `energy_measured_ns`), so that two runs'
+/// rows merge exactly.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct GpuPath {
     /// Span names from the root.
-    pub path: Vec<&'static str>,
+    pub path: Vec<Cow<'static, str>>,
     /// The device (CUDA ordinal).
     pub device: usize,
     /// Measured calls.
     pub calls: u64,
-    /// Mean of (allocated after − allocated before), bytes.
+    /// Mean of (allocated after − allocated before), bytes: `sum_delta_bytes / calls`.
     pub mean_delta_bytes: f64,
+    /// Sum of (allocated after − allocated before) over the calls, bytes (a decimal
+    /// string in JSON: it can pass 2^53).
+    #[serde(with = "crate::decimal")]
+    pub sum_delta_bytes: i128,
     /// The largest delta of a call, bytes (negative if every call freed memory).
     pub max_delta_bytes: i64,
     /// The highest allocation inside any call (its children's included), bytes.
@@ -491,9 +544,17 @@ pub struct GpuPath {
     pub max_reserved_bytes: Option<u64>,
     /// Device-wide memory in use at the last measured exit, where the probe knows it.
     pub device_used_bytes: Option<u64>,
-    /// Energy used inside the calls, joules (0 unless energy is on).
+    /// Energy used inside the calls, joules (0 unless energy is on):
+    /// `energy_millijoules / 1000`.
     pub energy_joules: f64,
-    /// `energy_joules` over the calls' measured time, when energy is on.
+    /// Energy used inside the calls as the counter counts it, millijoules.
+    #[serde(rename = "energy_mj")]
+    pub energy_millijoules: u64,
+    /// Time inside the calls with the energy counter read at both ends, ns (a decimal
+    /// string in JSON).
+    #[serde(with = "crate::decimal")]
+    pub energy_measured_ns: u64,
+    /// `energy_joules` over `energy_measured_ns`, when energy was read.
     pub average_watts: Option<f64>,
     /// Calls shorter than the energy counter's update period (their energy is not
     /// meaningful on its own).
@@ -516,23 +577,52 @@ impl GpuBook {
         let mut paths = Vec::new();
         for id in crate::core::paths::tree_order(entries) {
             for ((_, device), s) in stats.range((id, 0)..=(id, usize::MAX)) {
-                paths.push(GpuPath {
-                    path: crate::core::paths::names(entries, id),
-                    device: *device,
-                    calls: s.calls,
-                    mean_delta_bytes: s.sum_delta as f64 / s.calls.max(1) as f64,
-                    max_delta_bytes: s.max_delta,
-                    max_peak_bytes: s.max_peak,
-                    max_reserved_bytes: s.max_reserved,
-                    device_used_bytes: s.last_device_used,
-                    energy_joules: s.energy_mj as f64 / 1000.0,
-                    average_watts: (self.config.energy && s.seconds > 0.0)
-                        .then(|| s.energy_mj as f64 / 1000.0 / s.seconds),
-                    below_resolution: s.below_resolution,
-                });
+                let names = crate::core::paths::names(entries, id);
+                let path = names.into_iter().map(Cow::Borrowed).collect();
+                paths.push(GpuPath::from_stats(path, *device, s));
             }
         }
         (GpuReport { probe, paths }, warnings)
+    }
+}
+
+impl GpuPath {
+    /// The row of `stats`: every figure derived from the sums, the one way live
+    /// reports, reports read back and merges compute them.
+    pub(crate) fn from_stats(path: Vec<Cow<'static, str>>, device: usize, s: &DeviceStats) -> Self {
+        GpuPath {
+            path,
+            device,
+            calls: s.calls,
+            mean_delta_bytes: s.sum_delta as f64 / s.calls.max(1) as f64,
+            sum_delta_bytes: s.sum_delta,
+            max_delta_bytes: s.max_delta,
+            max_peak_bytes: s.max_peak,
+            max_reserved_bytes: s.max_reserved,
+            device_used_bytes: s.last_device_used,
+            energy_joules: s.energy_mj as f64 / 1000.0,
+            energy_millijoules: s.energy_mj,
+            energy_measured_ns: s.energy_ns,
+            average_watts: (s.energy_ns > 0)
+                .then(|| s.energy_mj as f64 / 1000.0 / (s.energy_ns as f64 / 1e9)),
+            below_resolution: s.below_resolution,
+        }
+    }
+
+    /// The sums and extremes this row derives from (the inverse of
+    /// [`GpuPath::from_stats`]).
+    pub(crate) fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            calls: self.calls,
+            sum_delta: self.sum_delta_bytes,
+            max_delta: self.max_delta_bytes,
+            max_peak: self.max_peak_bytes,
+            max_reserved: self.max_reserved_bytes,
+            energy_ns: self.energy_measured_ns,
+            last_device_used: self.device_used_bytes,
+            energy_mj: self.energy_millijoules,
+            below_resolution: self.below_resolution,
+        }
     }
 }
 

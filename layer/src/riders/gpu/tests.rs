@@ -338,9 +338,10 @@ fn report_text_and_json_show_the_gpu_section() {
     assert_eq!(
         json["gpu"]["paths"][0],
         serde_json::json!({"path": ["model_init"], "device": 0, "calls": 1,
-            "mean_delta_bytes": 268435456.0, "max_delta_bytes": 268435456, "max_peak_bytes": 268435456,
+            "mean_delta_bytes": 268435456.0, "sum_delta_bytes": "268435456",
+            "max_delta_bytes": 268435456, "max_peak_bytes": 268435456,
             "max_reserved_bytes": 268435456, "device_used_bytes": 268435456, "energy_joules": 0.0,
-            "average_watts": null, "below_resolution": 0})
+            "energy_mj": 0, "energy_measured_ns": "0", "average_watts": null, "below_resolution": 0})
     );
 }
 

@@ -2,6 +2,7 @@
 //! model, calls, tokens and latency (bounded, however many calls); the last few
 //! records for the report; and the JSONL file every record is appended to.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
@@ -9,10 +10,10 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{LlmCall, Message};
-use crate::core::stats::LatencyHistogram;
+use crate::core::stats::{DurationSums, LatencyHistogram};
 use crate::core::sync::LockUnpoisoned;
 
 /// A redaction hook: text in, text to keep out.
@@ -22,7 +23,7 @@ pub(crate) type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
 pub(crate) const DEFAULT_SIZE_CAP: usize = 32 * 1024;
 
 /// Records kept for the report's "recent" list.
-const RECENT: usize = 5;
+pub(crate) const RECENT: usize = 5;
 
 /// One recorded LLM call, redacted and capped.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -55,29 +56,125 @@ pub struct PromptRecord {
 impl PromptRecord {
     /// The prompt as one string: the messages' contents, one per line.
     pub fn prompt_text(&self) -> String {
-        self.messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        prompt_text(&self.messages)
     }
 }
 
 impl std::fmt::Display for PromptRecord {
     /// `[epoch > chat] tiny-1: "prompt" -> "response"`, control characters escaped.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.span_path.is_empty() {
-            "-".into()
-        } else {
-            self.span_path.join(" > ")
-        };
-        write!(
-            f,
-            "[{path}] {}: {:?} -> {:?}",
-            self.model,
-            self.prompt_text(),
-            self.response
-        )
+        let path = self.span_path.join(" > ");
+        one_line(f, &path, &self.model, &self.messages, &self.response)
+    }
+}
+
+/// `[path] model: "prompt" -> "response"`, control characters escaped.
+fn one_line(
+    f: &mut std::fmt::Formatter<'_>,
+    path: &str,
+    model: &str,
+    messages: &[Message],
+    response: &str,
+) -> std::fmt::Result {
+    let path = if path.is_empty() { "-" } else { path };
+    write!(
+        f,
+        "[{path}] {model}: {:?} -> {response:?}",
+        prompt_text(messages)
+    )
+}
+
+/// The prompt as one string: the messages' contents, one per line.
+fn prompt_text(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A [`PromptRecord`] as a report keeps it among its recent records: the same fields
+/// and the same JSON, with span names a report read back from a file can own.
+///
+/// ```
+/// use spanlab::llm::{LlmCall, RecentPrompt};
+/// use tracing_subscriber::prelude::*;
+/// let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     spanlab::llm::record(LlmCall::new("tiny-1").prompt("hi").response("hello"));
+/// });
+/// let recent: &RecentPrompt = &guard.report().prompts.recent[0];
+/// assert_eq!((recent.model.as_str(), recent.response.as_str()), ("tiny-1", "hello"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RecentPrompt {
+    /// The model asked.
+    pub model: String,
+    /// Who serves it, if given.
+    pub provider: Option<String>,
+    /// The prompt's messages.
+    pub messages: Vec<Message>,
+    /// The model's answer.
+    pub response: String,
+    /// Prompt tokens, if given.
+    pub input_tokens: Option<u64>,
+    /// Response tokens, if given.
+    pub output_tokens: Option<u64>,
+    /// Why the model stopped, if given.
+    pub finish_reason: Option<String>,
+    /// How long the call took, if timed, in nanoseconds.
+    pub latency_ns: Option<u64>,
+    /// Span names from the root to the span that made the call.
+    pub span_path: Vec<Cow<'static, str>>,
+    /// When it was recorded, ns since the Unix epoch.
+    pub unix_nanos: u64,
+    /// Some text was cut to the size cap (the cut is marked in the text).
+    pub truncated: bool,
+}
+
+impl From<PromptRecord> for RecentPrompt {
+    /// The record, its span names borrowed as they are.
+    fn from(r: PromptRecord) -> Self {
+        RecentPrompt {
+            model: r.model,
+            provider: r.provider,
+            messages: r.messages,
+            response: r.response,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            finish_reason: r.finish_reason,
+            latency_ns: r.latency_ns,
+            span_path: r.span_path.into_iter().map(Cow::Borrowed).collect(),
+            unix_nanos: r.unix_nanos,
+            truncated: r.truncated,
+        }
+    }
+}
+
+impl RecentPrompt {
+    /// The prompt as one string: the messages' contents, one per line.
+    ///
+    /// ```
+    /// # use spanlab::llm::LlmCall;
+    /// # use tracing_subscriber::prelude::*;
+    /// # let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+    /// # tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    /// #     spanlab::llm::record(LlmCall::new("m").prompt("a").prompt("b"));
+    /// # });
+    /// let recent = &guard.report().prompts.recent[0];
+    /// assert_eq!(recent.prompt_text(), "a\nb");
+    /// ```
+    pub fn prompt_text(&self) -> String {
+        prompt_text(&self.messages)
+    }
+}
+
+impl std::fmt::Display for RecentPrompt {
+    /// As [`PromptRecord`] shows: `[epoch > chat] tiny-1: "prompt" -> "response"`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.span_path.join(" > ");
+        one_line(f, &path, &self.model, &self.messages, &self.response)
     }
 }
 
@@ -234,17 +331,17 @@ impl PromptBook {
         let report = PromptReport {
             models: models
                 .iter()
-                .map(|(model, m)| ModelStats {
-                    model: model.clone(),
-                    provider: m.provider.clone(),
-                    calls: m.calls,
-                    input_tokens: m.input_tokens,
-                    output_tokens: m.output_tokens,
-                    latency_mean: m.latency.mean().map(Duration::from_nanos),
-                    latency_p95: m.latency.quantile(0.95).map(Duration::from_nanos),
+                .map(|(model, m)| {
+                    let mut stats = ModelStats::from_sums(model.clone(), m.latency.sums());
+                    stats.provider = m.provider.clone();
+                    (stats.calls, stats.input_tokens, stats.output_tokens) =
+                        (m.calls, m.input_tokens, m.output_tokens);
+                    stats
                 })
                 .collect(),
-            recent: self.recent.lock_unpoisoned().iter().cloned().collect(),
+            recent: (self.recent.lock_unpoisoned().iter())
+                .map(|r| RecentPrompt::from(r.clone()))
+                .collect(),
         };
         (report, self.warnings.lock_unpoisoned().clone())
     }
@@ -257,7 +354,7 @@ pub struct PromptReport {
     /// Per model, by name.
     pub models: Vec<ModelStats>,
     /// The last few records, oldest first.
-    pub recent: Vec<PromptRecord>,
+    pub recent: Vec<RecentPrompt>,
 }
 
 /// One model's calls.
@@ -276,8 +373,28 @@ pub struct ModelStats {
     pub output_tokens: u64,
     /// Mean latency of the timed calls.
     pub latency_mean: Option<Duration>,
-    /// 95th-percentile latency of the timed calls (within 3.125 %).
+    /// 95th-percentile latency of the timed calls, within
+    /// [`QUANTILE_RELATIVE_ERROR`](crate::stats::QUANTILE_RELATIVE_ERROR).
     pub latency_p95: Option<Duration>,
+    /// The timed calls' latencies as exact sums, which the two figures above derive
+    /// from and reports merge.
+    pub latency: DurationSums,
+}
+
+impl ModelStats {
+    /// A model with no calls counted yet, and the latency figures of `latency`.
+    pub(crate) fn from_sums(model: String, latency: DurationSums) -> Self {
+        ModelStats {
+            model,
+            provider: None,
+            calls: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            latency_mean: latency.mean(),
+            latency_p95: latency.quantile(0.95),
+            latency,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,13 +45,13 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use book::PromptRecord;
-pub use book::{ModelStats, PromptReport};
-pub(crate) use book::{PromptBook, RecorderSink, Redactor, DEFAULT_SIZE_CAP};
+pub use book::{ModelStats, PromptReport, RecentPrompt};
+pub(crate) use book::{PromptBook, RecorderSink, Redactor, DEFAULT_SIZE_CAP, RECENT};
 pub(crate) use recorder::sink as recorder_sink;
 pub use recorder::PromptRecorder;
 
 /// One message of a prompt: a role (`system`, `user`, `assistant`, ...) and its text.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// Who speaks.
     pub role: String,

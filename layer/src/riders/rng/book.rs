@@ -30,7 +30,19 @@
 //!   differently give equal reports.
 //!
 //! The replay line depends on the root seed only, and is exact.
+//!
+//! # Merging runs
+//!
+//! Two runs' bookkeeping of a path merges into exactly what one run that made both
+//! runs' calls would have kept ([`PathSeeds::merge`]): calls, draws and digests add,
+//! ranges widen, sketches take the larger register of each bucket (HyperLogLog's
+//! union), and the kept seeds are the smallest of both runs' kept seeds, with their
+//! counts added. Those counts are exact: a seed one run did not keep was above all of
+//! that run's kept seeds, so it is not among the smallest of the union. The distinct
+//! count is then derived as for one run — exact where the figures prove it, else the
+//! merged sketch's estimate — so a report carries the sketch's registers for it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
@@ -56,7 +68,7 @@ pub const DISTINCT_SEEDS_ERROR: f64 = 1.04 / (1u32 << (SKETCH_BITS / 2)) as f64;
 
 /// A HyperLogLog sketch of the distinct seeds seen: fixed size, order-free.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct DistinctSketch {
+pub(crate) struct DistinctSketch {
     /// Per bucket, the largest rank (leading zeros + 1 of the hash bits after the
     /// bucket index) seen: `0..=64 - SKETCH_BITS + 1`, so a byte holds it.
     registers: [u8; SKETCH_REGISTERS],
@@ -82,6 +94,46 @@ impl DistinctSketch {
         let rank = rest.leading_zeros().min(64 - SKETCH_BITS) as u8 + 1;
         let register = &mut self.registers[bucket];
         *register = (*register).max(rank);
+    }
+
+    /// The sketch of both sketches' seeds together: the larger register of each bucket.
+    fn merge(&mut self, other: &DistinctSketch) {
+        for (a, &b) in self.registers.iter_mut().zip(&other.registers) {
+            *a = (*a).max(b);
+        }
+    }
+
+    /// The registers in hex, two digits each, bucket 0 first (as reports write them).
+    pub(crate) fn to_hex(&self) -> String {
+        self.registers.iter().map(|r| format!("{r:02x}")).collect()
+    }
+
+    /// The sketch written by [`DistinctSketch::to_hex`]: exactly `2 · SKETCH_REGISTERS`
+    /// hex digits, each register a possible rank.
+    pub(crate) fn from_hex(hex: &str) -> Result<Self, String> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 2 * SKETCH_REGISTERS {
+            return Err(format!(
+                "{} hex digits, expected {} ({SKETCH_REGISTERS} registers)",
+                bytes.len(),
+                2 * SKETCH_REGISTERS
+            ));
+        }
+        let mut sketch = DistinctSketch::default();
+        for (register, pair) in sketch.registers.iter_mut().zip(bytes.chunks_exact(2)) {
+            let digits = std::str::from_utf8(pair).ok();
+            let rank = digits.and_then(|d| u8::from_str_radix(d, 16).ok());
+            match rank {
+                Some(r) if u32::from(r) <= 64 - SKETCH_BITS + 1 => *register = r,
+                _ => {
+                    return Err(format!(
+                        "{:?} is not a register value",
+                        digits.unwrap_or("?")
+                    ))
+                }
+            }
+        }
+        Ok(sketch)
     }
 
     /// The estimated number of distinct seeds inserted.
@@ -115,7 +167,7 @@ pub(crate) struct PathSeeds {
     pub(crate) other_seed_calls: u64,
     /// Smallest and largest seed; `None` before the first call.
     pub(crate) range: Option<(u64, u64)>,
-    sketch: DistinctSketch,
+    pub(crate) sketch: DistinctSketch,
     pub(crate) calls: u64,
     pub(crate) draws: u64,
     /// Sum (wrapping) of each call's digest: independent of the order calls finish in,
@@ -183,8 +235,49 @@ impl PathSeeds {
         (estimate.min(high).max(low), low >= high)
     }
 
+    /// The bookkeeping a report row was made from (the inverse of [`PathSeeds::report`]).
+    pub(crate) fn from_reported(p: &SeededPath) -> Self {
+        PathSeeds {
+            kept: p.seeds.iter().copied().collect(),
+            other_seed_calls: p.other_seed_calls,
+            range: p.seed_range,
+            sketch: p.sketch.clone(),
+            calls: p.calls,
+            draws: p.draws,
+            digest: p.digest,
+        }
+    }
+
+    /// Adds another run's bookkeeping of the same path, keeping at most `cap` seeds:
+    /// the result is what one run making both runs' calls would keep (see the module
+    /// docs), given that each run kept its smallest seeds under a cap of at least
+    /// `cap`. `Err` names the count that would overflow.
+    pub(crate) fn merge(&mut self, other: &PathSeeds, cap: usize) -> Result<(), &'static str> {
+        let calls = self.calls.checked_add(other.calls).ok_or("calls")?;
+        let draws = self.draws.checked_add(other.draws).ok_or("draws")?;
+        for (&seed, &n) in &other.kept {
+            let kept = self.kept.entry(seed).or_insert(0);
+            *kept = kept.checked_add(n).ok_or("seed calls")?;
+        }
+        // The smallest `cap` seeds of the union are exact; the others are dropped, and
+        // their calls count with the others.
+        while self.kept.len() > cap {
+            self.kept.pop_last();
+        }
+        self.range = match (self.range, other.range) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (a, b) => a.or(b),
+        };
+        self.sketch.merge(&other.sketch);
+        self.digest = self.digest.wrapping_add(other.digest);
+        (self.calls, self.draws) = (calls, draws);
+        // ≤ calls: each run's kept counts add up to at most its calls.
+        self.other_seed_calls = calls - self.kept.values().sum::<u64>();
+        Ok(())
+    }
+
     /// The report row of this path.
-    fn report(&self, path: Vec<&'static str>) -> SeededPath {
+    pub(crate) fn report(&self, path: Vec<Cow<'static, str>>) -> SeededPath {
         let (distinct_seeds, distinct_exact) = self.distinct();
         SeededPath {
             path,
@@ -200,6 +293,7 @@ impl PathSeeds {
             calls: self.calls,
             draws: self.draws,
             digest: self.digest,
+            sketch: self.sketch.clone(),
         }
     }
 }
@@ -241,13 +335,17 @@ impl SeedBook {
             let book = self.paths.lock_unpoisoned();
             paths::tree_order(entries)
                 .into_iter()
-                .filter_map(|id| Some(book.get(&id)?.report(paths::names(entries, id))))
+                .filter_map(|id| {
+                    let names = paths::names(entries, id).into_iter().map(Cow::Borrowed);
+                    Some(book.get(&id)?.report(names.collect()))
+                })
                 .collect()
         };
         let warnings = self.bad.lock_unpoisoned().1.clone();
         let report = SeedReport {
             root,
             replay: replay_line(root.value),
+            seeds_kept: SEEDS_KEPT,
             paths: seeded,
         };
         (report, warnings)
@@ -270,6 +368,9 @@ pub struct SeedReport {
     pub root: RootSeed,
     /// The command line that replays the run: `SPANLAB_SEED=<root> <command>`.
     pub replay: String,
+    /// The most seeds listed per path: [`SEEDS_KEPT`] for a run of this version; in a
+    /// merge of reports, the smallest of theirs.
+    pub seeds_kept: usize,
     /// Each seeded path, in tree order.
     pub paths: Vec<SeededPath>,
 }
@@ -285,7 +386,7 @@ pub struct SeedReport {
 #[non_exhaustive]
 pub struct SeededPath {
     /// Span names from the root.
-    pub path: Vec<&'static str>,
+    pub path: Vec<Cow<'static, str>>,
     /// The smallest seeds used, at most [`SEEDS_KEPT`], each with the exact number of
     /// calls that used it, by seed: every seed used when `other_seed_calls` is 0.
     pub seeds: Vec<(u64, u64)>,
@@ -307,6 +408,46 @@ pub struct SeededPath {
     /// A digest of every value drawn: equal digests, equal numbers (for a run and its
     /// replay, or two runs that should be deterministic).
     pub digest: u64,
+    /// The distinct-seed sketch, for merging (written in JSON reports as `sketch`).
+    pub(crate) sketch: DistinctSketch,
+}
+
+impl SeededPath {
+    /// What a row read from a file must satisfy: at most `cap` seeds, increasing, each
+    /// used, inside the range, and adding up with the others to the calls.
+    pub(crate) fn check(&self, cap: usize) -> Result<(), String> {
+        if self.seeds.len() > cap {
+            return Err(format!(
+                "{} seeds listed, at most {cap} kept",
+                self.seeds.len()
+            ));
+        }
+        if self.seeds.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err("seeds are not in increasing order".into());
+        }
+        let (low, high) = self.seed_range.unwrap_or((u64::MAX, 0));
+        if self
+            .seeds
+            .iter()
+            .any(|&(s, n)| n == 0 || s < low || s > high)
+        {
+            return Err("a seed is listed with no calls, or outside seed_range".into());
+        }
+        let listed = self
+            .seeds
+            .iter()
+            .try_fold(self.other_seed_calls, |sum, &(_, n)| sum.checked_add(n));
+        if listed != Some(self.calls) {
+            return Err(format!(
+                "the seeds' calls and other_seed_calls do not add up to calls ({})",
+                self.calls
+            ));
+        }
+        if self.calls > 0 && self.seed_range.is_none() {
+            return Err("calls but no seed_range".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -505,10 +646,8 @@ mod tests {
         let [o, i] = &report.paths[..] else {
             panic!("two seeded paths: {:?}", report.paths)
         };
-        assert_eq!(
-            (&o.path[..], &o.seeds[..], o.calls),
-            (&["outer"][..], &[(5, 1)][..], 1)
-        );
+        assert_eq!(o.path, ["outer"]);
+        assert_eq!((&o.seeds[..], o.calls), (&[(5, 1)][..], 1));
         assert_eq!(
             (o.distinct_seeds, o.distinct_exact, o.seed_range),
             (1, true, Some((5, 5)))

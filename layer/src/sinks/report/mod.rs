@@ -10,14 +10,44 @@
 //! | text | [`Report::to_text`] (and `Display`) | a terminal: tree-ordered, aligned, human units |
 //! | JSON | [`Report::to_json`] | scripts and diffing runs; schema in [`json`] |
 //! | folded stacks | [`Report::to_folded`] | `inferno-flamegraph` / `flamegraph.pl`, self time as weight |
+//!
+//! # Reading back and merging
+//!
+//! The JSON report carries, besides its figures, the exact sums they derive from
+//! (integer sums in nanoseconds, histograms in one fixed layout, seed sketches), so
+//! [`Report::from_json`] reads a report back exactly as it was written, and
+//! [`Report::merge`] adds reports — the ranks of a distributed job, the pieces of a run
+//! that was restarted — into exactly the report one process that made every call would
+//! have written: bucket by bucket, sum by sum, and therefore with the same quantiles.
+//! [`json`] documents what the file holds and what merging does with each part.
+//!
+//! ```
+//! use spanlab::Report;
+//!
+//! # let (_layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+//! # let rank0 = guard.report().to_json();
+//! # let rank1 = rank0.clone();
+//! // rank0, rank1: the JSON files two ranks wrote (SPANLAB_REPORT_JSON).
+//! let reports = [Report::from_json(&rank0)?, Report::from_json(&rank1)?];
+//! let job = Report::merge(&reports)?;
+//! assert_eq!(job.runs.len(), 2);
+//! println!("{job}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod export;
 pub mod json;
+mod merge;
+mod read;
+mod run;
 mod text;
 
 use std::time::Duration;
 
 pub use export::ExportReport;
+pub use merge::MergeError;
+pub use read::ReportError;
+pub use run::RunInfo;
 
 use crate::core::stats::PathStats;
 use crate::riders::gpu::GpuReport;
@@ -28,8 +58,11 @@ use crate::riders::rng::SeedReport;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Report {
-    /// Time from building the layer to making this report.
+    /// Time from building the layer to making this report (in a merge: the longest of
+    /// the runs').
     pub elapsed: Duration,
+    /// The run this report comes from; in a merge, every merged run, in order.
+    pub runs: Vec<RunInfo>,
     /// Per-path statistics in tree order (see [`Profile::paths`](crate::Profile::paths)).
     pub paths: Vec<PathStats>,
     /// Spans closed without ever being entered (counted, not timed).
@@ -50,12 +83,14 @@ pub struct Report {
 impl Report {
     pub(crate) fn new(
         elapsed: Duration,
+        run: RunInfo,
         paths: Vec<PathStats>,
         spans_never_entered: u64,
         seeds: SeedReport,
     ) -> Self {
         Report {
             elapsed,
+            runs: vec![run],
             paths,
             spans_never_entered,
             seeds,
@@ -79,8 +114,39 @@ impl Report {
     }
 
     /// The report as JSON (pretty-printed), in the schema documented in [`json`].
+    ///
+    /// ```
+    /// let (_layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+    /// let json = guard.report().to_json();
+    /// assert!(json.contains(spanlab::report::json::SCHEMA));
+    /// ```
     pub fn to_json(&self) -> String {
         json::render(self)
+    }
+
+    /// Reads back a report written by [`Report::to_json`] (schema
+    /// [`spanlab.report/2`](json::SCHEMA)): the result equals the report that was
+    /// written, for everything JSON carries (all of it but the span names' borrowing).
+    ///
+    /// Every figure is derived again from the exact sums in the file, as the writer
+    /// derived it; the figures written beside them are not read. Errors say what the
+    /// input is instead ([`ReportError`]): not JSON, cut off, not a spanlab report, a
+    /// schema this version does not know, a `spanlab.report/1` (which carries no sums to
+    /// read back or merge), or a report whose content is malformed.
+    ///
+    /// ```
+    /// use spanlab::report::{Report, ReportError};
+    ///
+    /// let (_layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+    /// let report = guard.report();
+    /// assert_eq!(Report::from_json(&report.to_json())?, report);
+    ///
+    /// let old = r#"{"schema": "spanlab.report/1", "paths": []}"#;
+    /// assert!(matches!(Report::from_json(old), Err(ReportError::Version1)));
+    /// # Ok::<(), ReportError>(())
+    /// ```
+    pub fn from_json(json: &str) -> Result<Report, ReportError> {
+        read::from_json(json)
     }
 
     /// Folded stacks, one line per path with self time (ns) as the weight:
@@ -112,9 +178,23 @@ fn sanitize_frame(name: &str) -> String {
 }
 
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
+mod read_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::riders::rng::{RootSeed, SeedSource, SeededPath};
+    use crate::riders::rng::book::PathSeeds;
+    use crate::riders::rng::{RootSeed, SeedSource};
+
+    /// A run as a report of this process would have it, without the environment.
+    pub(crate) fn sample_run() -> RunInfo {
+        RunInfo::start(&crate::config::Process::of(
+            &crate::config::Env::none(),
+            &mut Vec::new(),
+        ))
+    }
 
     pub(crate) fn sample_report() -> Report {
         let stats = |path: Vec<&'static str>, calls: u64, total_ms: u64, self_ms: u64| {
@@ -133,6 +213,7 @@ mod tests {
         };
         Report::new(
             Duration::from_millis(1500),
+            sample_run(),
             vec![
                 stats(vec!["epoch"], 10, 1200, 100),
                 stats(vec!["epoch", "forward;odd"], 80, 700, 700),
@@ -145,16 +226,14 @@ mod tests {
                     source: SeedSource::Env,
                 },
                 replay: "SPANLAB_SEED=7 ./train".into(),
-                paths: vec![SeededPath {
-                    path: vec!["epoch", "shuffle"],
-                    seeds: vec![(1, 4), (2, 6)],
-                    distinct_seeds: 2,
-                    distinct_exact: true,
-                    seed_range: Some((1, 2)),
-                    other_seed_calls: 0,
-                    calls: 10,
-                    draws: 1280,
-                    digest: 0xDEAD_BEEF,
+                seeds_kept: crate::rng::SEEDS_KEPT,
+                paths: vec![{
+                    let mut seeds = PathSeeds::default();
+                    for i in 0..10 {
+                        seeds.record(if i < 4 { 1 } else { 2 }, None);
+                    }
+                    (seeds.draws, seeds.digest) = (1280, 0xDEAD_BEEF);
+                    seeds.report(vec!["epoch".into(), "shuffle".into()])
                 }],
             },
         )

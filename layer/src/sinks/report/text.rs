@@ -24,13 +24,20 @@ pub(super) fn render(r: &Report) -> String {
 /// The first line: paths, calls and time elapsed; and a note when nothing was recorded.
 fn render_summary(out: &mut String, r: &Report) {
     let calls: u64 = r.paths.iter().map(|p| p.calls).sum();
-    let _ = writeln!(
+    let _ = write!(
         out,
         "spanlab report: {} paths, {} calls, {} elapsed",
         r.paths.len(),
         thousands(calls),
         human(r.elapsed)
     );
+    // A merge: say how many runs it holds (elapsed is then the longest run's).
+    match r.runs.len() {
+        0 | 1 => out.push('\n'),
+        n => {
+            let _ = writeln!(out, " (longest of {n} runs merged)");
+        }
+    }
     if r.paths.is_empty() {
         out.push_str("(no spans were recorded)\n");
     }
