@@ -17,7 +17,7 @@ mod text;
 
 use std::time::Duration;
 
-pub use export::ExportReport;
+pub use export::{ExportReport, FlushOutcome};
 
 use crate::core::stats::PathStats;
 use crate::riders::gpu::GpuReport;
