@@ -30,6 +30,10 @@
 //!   steps=N secs=S rate=R max_step_us=M finished=F exported=E dropped=D failed=X` for
 //!   the phase that ended (the export counters as they are at its end), then `switched
 //!   NAME`; `stopped` last.
+//! * `burst [SPANS]`: SPANS spans (default 12,900: `training_loop`'s count), made as
+//!   fast as they come (roots of 43 spans each), then the guard is dropped. Prints
+//!   `dropping the guard` just before the drop and `guard dropped in NS ns` right after
+//!   it, timed by this process, which then exits: what exit costs.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -263,10 +267,43 @@ fn main() {
                 .unwrap_or(1000.0);
             outage(&guard, rate);
         }
+        "burst" => {
+            let spans = args
+                .next()
+                .map(|n| n.parse::<usize>().expect("SPANS is a number"))
+                .unwrap_or(12_900);
+            burst(guard, spans);
+            return;
+        }
         other => {
-            eprintln!("export_workload: unknown mode {other:?} (expected `tree` or `outage`)");
+            eprintln!(
+                "export_workload: unknown mode {other:?} (expected `tree`, `outage` or `burst`)"
+            );
             std::process::exit(2);
         }
     }
     drop(guard);
+}
+
+/// `spans` spans as fast as they come, then the guard's drop, timed.
+fn burst(guard: spanlab::Guard, spans: usize) {
+    for _ in 0..spans / 43 {
+        let _root = info_span!("step").entered();
+        for _ in 0..42 {
+            info_span!("part").in_scope(|| ());
+        }
+    }
+    for _ in 0..spans % 43 {
+        info_span!("rest").in_scope(|| ());
+    }
+    let say = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    say("dropping the guard");
+    let dropping = Instant::now();
+    drop(guard);
+    let took = dropping.elapsed();
+    say(&format!("guard dropped in {} ns", took.as_nanos()));
 }
