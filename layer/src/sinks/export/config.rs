@@ -24,7 +24,7 @@
 //! | `OTEL_BSP_SCHEDULE_DELAY` | milliseconds a partial batch waits | `1000` |
 //! | `OTEL_BSP_MAX_CONCURRENT_EXPORTS` | export requests in flight at once | `4` |
 //! | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `true` exports prompt and response text | `false` |
-//! | `SPANLAB_OTLP_FLUSH_TIMEOUT` | milliseconds the guard waits for the last spans | `5000` |
+//! | `SPANLAB_OTLP_FLUSH_TIMEOUT` | milliseconds the guard waits for the last answers (not at all for an unreachable receiver) | `5000` |
 //! | `TRACEPARENT` | W3C trace context: the run's root spans join that trace | none |
 
 use std::time::Duration;
@@ -262,12 +262,12 @@ pub(crate) const DEFAULT_BATCH_SIZE: usize = 2048;
 pub(crate) const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_millis(1000);
 /// Four requests in flight: a receiver that takes a while to answer each request (but
 /// answers several at once) is sent four batches per round trip instead of one, enough
-/// for a run of ~13,000 spans (seven full batches) to be answered in two round trips of
-/// up to 2 s each within the default flush timeout. More would buy little for a
-/// receiver that is slow because it is busy (its requests would only queue there, each
-/// closer to its timeout), and each batch in flight holds its spans in memory (up to
-/// ~2 MiB of span text each). The SDK's own default is 1, which lets one slow answer
-/// cap the throughput.
+/// for a run of ~13,000 spans (seven batches) to be answered in two round trips of up
+/// to 2 s each within the default flush timeout. More would buy little from a receiver
+/// that is slow because it is busy (its requests would only queue there, each closer to
+/// its timeout, and a receiver that sheds load refuses them), and each batch in flight
+/// holds its spans in memory (up to ~2 MiB of span text each). The SDK's own default,
+/// 1, lets one slow answer cap the throughput.
 pub(crate) const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
