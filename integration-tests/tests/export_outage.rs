@@ -54,10 +54,14 @@ impl OutageWorkload {
         let mut cmd = export_workload("outage");
         export_to(&mut cmd, phoenix, otlp, &project);
         if otlp == Otlp::Http {
-            // A small queue and small batches: while the receiver is down, batches
-            // fail slower than spans come, so the queue fills and spans are dropped.
+            // A small queue, small batches and one request at a time: while the
+            // receiver is down, batches fail slower than spans come (each takes its
+            // retries, ~1 s, for 64 spans), so the queue fills and spans are dropped.
+            // (With the default four requests in flight, they would fail as fast as
+            // spans come at this pace.)
             cmd.env("OTEL_BSP_MAX_QUEUE_SIZE", SMALL_QUEUE.to_string())
-                .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64");
+                .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64")
+                .env("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "1");
         }
         let mut child = cmd
             .arg(OUTAGE_RATE.to_string())
@@ -415,10 +419,10 @@ fn check_outage(otlp: Otlp) {
     assert_eq!(export["flush"], "complete", "{export:#}\n{}", context());
     // With the receiver down, each batch fails after the exporter's retries (3, with
     // backoff: ~1 s a batch). gRPC has the default queue (65,536 spans), which never
-    // fills at this pace: nothing is dropped. HTTP has a queue of 512 and batches of
-    // 64, which fail slower than spans come: the queue fills during the outage, and
-    // spans are dropped (also right after the restart, while the queue still holds the
-    // spans of the outage).
+    // fills at this pace: nothing is dropped. HTTP has a queue of 512, batches of 64
+    // and one request at a time, which fail slower than spans come: the queue fills
+    // during the outage, and spans are dropped (also right after the restart, while the
+    // queue still holds the spans of the outage).
     assert!(failed > 0, "{export:#}");
     assert!(count("failed_batches") > 0, "{export:#}");
     assert!(count("retries") > 0, "{export:#}");
