@@ -150,7 +150,9 @@ impl Builder {
 
     /// How many export requests may be in flight at once (default 4). With one, a
     /// receiver that takes a second to answer caps export at one batch a second; with
-    /// more, its latency overlaps. The same as `OTEL_BSP_MAX_CONCURRENT_EXPORTS`.
+    /// more, its latency overlaps. An exporter given to
+    /// [`otlp_exporter`](Self::otlp_exporter) is called with up to this many batches
+    /// at once. The same as `OTEL_BSP_MAX_CONCURRENT_EXPORTS`.
     pub fn otlp_max_concurrent_exports(mut self, requests: usize) -> Self {
         self.export.settings.max_concurrent_exports = Some(requests.max(1));
         self
@@ -215,7 +217,10 @@ impl Builder {
 
     /// Sends the spans to any `opentelemetry_sdk` span exporter instead of OTLP (a file,
     /// stdout, a test's in-memory exporter). Export is then on without an endpoint;
-    /// queueing, batching and accounting are the same.
+    /// queueing, batching and accounting are the same, and so is concurrency: `export`
+    /// may be called again before an earlier call's future is done (up to
+    /// [`otlp_max_concurrent_exports`](Self::otlp_max_concurrent_exports) at once; 1 for
+    /// one at a time).
     ///
     /// ```
     /// # use opentelemetry_sdk::{error::OTelSdkResult, trace::{SpanData, SpanExporter}};

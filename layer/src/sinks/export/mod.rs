@@ -23,7 +23,7 @@
 //!
 //! The [`Guard`](crate::Guard) flushes on drop, waiting at most the flush timeout
 //! (5 s by default) for the last answers, and not at all for a receiver every attempt
-//! since the last success failed to connect to ([`pipeline`] says why). The report's
+//! since the last success failed to connect to (`pipeline.rs` says why). The report's
 //! export section accounts for every span: `exported + dropped + failed +
 //! queued_at_exit + in_flight_at_exit == finished`, where spans queued at exit were
 //! never sent (lost for certain) and spans in flight at exit were sent and not answered

@@ -617,3 +617,32 @@ fn exported_busy_and_idle_time_are_the_reports() {
     assert!(lifetime >= Duration::from_millis(20), "{lifetime:?}");
     assert!(ns(by_name(&spans, "polled"), "spanlab.idle_ns") >= 20_000_000);
 }
+
+#[test]
+fn an_exporter_that_panics_fails_its_batch_and_the_flush_still_ends() {
+    #[derive(Debug)]
+    struct Panics;
+    impl SpanExporter for Panics {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            panic!("the exporter broke");
+        }
+    }
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .otlp_exporter(Panics)
+        .otlp_flush_timeout(Duration::from_secs(60))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..10 {
+            info_span!("x").in_scope(|| ());
+        }
+    });
+    guard.profile().finish_export();
+    let report = guard.report().export.unwrap();
+    assert_eq!(report.flush, crate::FlushOutcome::Complete, "{report:?}");
+    assert_eq!((report.finished, report.failed), (10, 10), "{report:?}");
+    assert!(report
+        .last_error
+        .is_some_and(|e| e.contains("without an answer")));
+}
