@@ -1,9 +1,10 @@
 //! spanlab's OTLP export through a receiver outage: Phoenix (`common/phoenix.rs`) is
 //! killed while `export_workload outage` runs and restarted on the same ports. The
 //! program must keep its pace; the report must account for every span (`exported +
-//! dropped + failed + pending == finished`, nothing pending after the flush: batches
-//! refused while the receiver was down are failed after their retries, and with a small
-//! queue spans are also dropped); and everything made after the restart must arrive.
+//! dropped + failed + queued_at_exit + in_flight_at_exit == finished`, nothing left
+//! queued or in flight after the flush: batches refused while the receiver was down are
+//! failed after their retries, and with a small queue spans are also dropped); and
+//! everything made after the restart must arrive.
 //! gRPC and HTTP/protobuf run side by side against one Phoenix, checked by two tests.
 //!
 //! Phoenix stores only ~80-125 spans/s on a 2-core machine, which sets the workload's
@@ -53,15 +54,20 @@ impl OutageWorkload {
         let mut cmd = export_workload("outage");
         export_to(&mut cmd, phoenix, otlp, &project);
         if otlp == Otlp::Http {
-            // A small queue and small batches: while the receiver is down, batches
-            // fail slower than spans come, so the queue fills and spans are dropped.
+            // A small queue, small batches and one request at a time: while the
+            // receiver is down, batches fail slower than spans come (each takes its
+            // retries, ~1 s, for 64 spans), so the queue fills and spans are dropped.
+            // (With the default four requests in flight, they would fail as fast as
+            // spans come at this pace.)
             cmd.env("OTEL_BSP_MAX_QUEUE_SIZE", SMALL_QUEUE.to_string())
-                .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64");
+                .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64")
+                .env("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "1");
         }
         let mut child = cmd
             .arg(OUTAGE_RATE.to_string())
             .env("SPANLAB_REPORT_JSON", &json)
-            // Room for the flush on a loaded machine: `pending` must end at 0.
+            // Room for the flush on a loaded machine: nothing may be left queued or in
+            // flight.
             .env("SPANLAB_OTLP_FLUSH_TIMEOUT", "20000")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -379,13 +385,13 @@ fn check_outage(otlp: Otlp) {
             .as_u64()
             .unwrap_or_else(|| panic!("{key}: {export:#}"))
     };
-    let (finished, exported, dropped, failed, pending) = (
+    let (finished, exported, dropped, failed) = (
         count("finished"),
         count("exported"),
         count("dropped"),
         count("failed"),
-        count("pending"),
     );
+    let (queued, in_flight) = (count("queued_at_exit"), count("in_flight_at_exit"));
     // Every span made is finished (all are sampled), phase by phase.
     assert_eq!(before.finished, 2 * before.steps, "{before:?}");
     assert_eq!(
@@ -400,22 +406,23 @@ fn check_outage(otlp: Otlp) {
     );
     assert_eq!(finished, after.finished, "{export:#}\n{}", context());
     assert_eq!(
-        exported + dropped + failed + pending,
+        exported + dropped + failed + queued + in_flight,
         finished,
         "{export:#}"
     );
     assert_eq!(
-        pending,
-        0,
+        (queued, in_flight),
+        (0, 0),
         "the flush delivered the rest: {export:#}\n{}",
         context()
     );
+    assert_eq!(export["flush"], "complete", "{export:#}\n{}", context());
     // With the receiver down, each batch fails after the exporter's retries (3, with
     // backoff: ~1 s a batch). gRPC has the default queue (65,536 spans), which never
-    // fills at this pace: nothing is dropped. HTTP has a queue of 512 and batches of
-    // 64, which fail slower than spans come: the queue fills during the outage, and
-    // spans are dropped (also right after the restart, while the queue still holds the
-    // spans of the outage).
+    // fills at this pace: nothing is dropped. HTTP has a queue of 512, batches of 64
+    // and one request at a time, which fail slower than spans come: the queue fills
+    // during the outage, and spans are dropped (also right after the restart, while the
+    // queue still holds the spans of the outage).
     assert!(failed > 0, "{export:#}");
     assert!(count("failed_batches") > 0, "{export:#}");
     assert!(count("retries") > 0, "{export:#}");

@@ -195,7 +195,16 @@ fn without_an_endpoint_there_is_no_export_and_with_one_the_report_accounts_for_i
         ),
         "{stderr}"
     );
-    assert!(stderr.contains("60 failed, 0 not delivered"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "60 failed, 0 queued at exit (never sent: lost for certain), 0 in flight at exit"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("flush at exit: receiver unreachable"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -120,10 +120,11 @@ fn flat_out(length: Duration) -> u64 {
     made
 }
 
-/// Waits until nothing is pending (at most 10 s).
+/// Waits until nothing is queued or in flight (at most 10 s).
 fn drain(counts: &dyn Fn() -> spanlab::ExportReport) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while counts().pending > 0 && Instant::now() < deadline {
+    let busy = |r: spanlab::ExportReport| r.queued_at_exit + r.in_flight_at_exit > 0;
+    while busy(counts()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
 }

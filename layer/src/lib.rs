@@ -105,7 +105,7 @@ pub use config::{ConfigError, ReportTarget};
 pub use guard::Guard;
 pub use layer::SpanLabLayer;
 pub use profile::Profile;
-pub use report::{ExportReport, Report};
+pub use report::{ExportReport, FlushOutcome, Report};
 pub use rng::{rng, SeededRng};
 
 /// Installs spanlab as the global subscriber, configured from the environment, and

@@ -30,6 +30,13 @@
 //!   steps=N secs=S rate=R max_step_us=M finished=F exported=E dropped=D failed=X` for
 //!   the phase that ended (the export counters as they are at its end), then `switched
 //!   NAME`; `stopped` last.
+//! * `burst [SPANS [until-retried]]`: SPANS spans (default 12,900: `training_loop`'s
+//!   count), made as fast as they come (roots of 43 spans each), then the guard is
+//!   dropped. With `until-retried`, the drop waits until export has sent a request
+//!   again (at most 60 s): against a receiver that is down, until an attempt has been
+//!   refused, as in a run that lasts a while. Prints `dropping the guard` just before
+//!   the drop and `guard dropped in NS ns` right after it, timed by this process, which
+//!   then exits: what exit costs.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -263,10 +270,59 @@ fn main() {
                 .unwrap_or(1000.0);
             outage(&guard, rate);
         }
+        "burst" => {
+            let spans = args
+                .next()
+                .map(|n| n.parse::<usize>().expect("SPANS is a number"))
+                .unwrap_or(12_900);
+            let until_retried = match args.next().as_deref() {
+                None => false,
+                Some("until-retried") => true,
+                Some(other) => {
+                    eprintln!("export_workload: expected `until-retried`, not {other:?}");
+                    std::process::exit(2);
+                }
+            };
+            burst(guard, spans, until_retried);
+            return;
+        }
         other => {
-            eprintln!("export_workload: unknown mode {other:?} (expected `tree` or `outage`)");
+            eprintln!(
+                "export_workload: unknown mode {other:?} (expected `tree`, `outage` or `burst`)"
+            );
             std::process::exit(2);
         }
     }
     drop(guard);
+}
+
+/// `spans` spans as fast as they come, then the guard's drop, timed; first, with
+/// `until_retried`, a wait for export's first retry.
+fn burst(guard: spanlab::Guard, spans: usize, until_retried: bool) {
+    for _ in 0..spans / 43 {
+        let _root = info_span!("step").entered();
+        for _ in 0..42 {
+            info_span!("part").in_scope(|| ());
+        }
+    }
+    for _ in 0..spans % 43 {
+        info_span!("rest").in_scope(|| ());
+    }
+    let say = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while until_retried
+        && guard.report().export.is_some_and(|e| e.retries == 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    say("dropping the guard");
+    let dropping = Instant::now();
+    drop(guard);
+    let took = dropping.elapsed();
+    say(&format!("guard dropped in {} ns", took.as_nanos()));
 }

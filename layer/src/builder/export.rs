@@ -121,7 +121,9 @@ impl Builder {
         self
     }
 
-    /// How long dropping the guard waits for the last spans to be sent (default 5 s).
+    /// How long dropping the guard waits for the last spans to be answered (default
+    /// 5 s; `SPANLAB_OTLP_FLUSH_TIMEOUT`). A receiver that every attempt since the last
+    /// success failed to connect to is not waited for: the flush gives up on it at once.
     pub fn otlp_flush_timeout(mut self, timeout: Duration) -> Self {
         self.export.settings.flush_timeout = Some(timeout);
         self
@@ -143,6 +145,16 @@ impl Builder {
     /// How long a partial batch waits before it is sent (default 1 s).
     pub fn otlp_schedule_delay(mut self, delay: Duration) -> Self {
         self.export.settings.schedule_delay = Some(delay);
+        self
+    }
+
+    /// How many export requests may be in flight at once (default 4). With one, a
+    /// receiver that takes a second to answer caps export at one batch a second; with
+    /// more, its latency overlaps. An exporter given to
+    /// [`otlp_exporter`](Self::otlp_exporter) is called with up to this many batches
+    /// at once. The same as `OTEL_BSP_MAX_CONCURRENT_EXPORTS`.
+    pub fn otlp_max_concurrent_exports(mut self, requests: usize) -> Self {
+        self.export.settings.max_concurrent_exports = Some(requests.max(1));
         self
     }
 
@@ -205,7 +217,10 @@ impl Builder {
 
     /// Sends the spans to any `opentelemetry_sdk` span exporter instead of OTLP (a file,
     /// stdout, a test's in-memory exporter). Export is then on without an endpoint;
-    /// queueing, batching and accounting are the same.
+    /// queueing, batching and accounting are the same, and so is concurrency: `export`
+    /// may be called again before an earlier call's future is done (up to
+    /// [`otlp_max_concurrent_exports`](Self::otlp_max_concurrent_exports) at once; 1 for
+    /// one at a time).
     ///
     /// ```
     /// # use opentelemetry_sdk::{error::OTelSdkResult, trace::{SpanData, SpanExporter}};

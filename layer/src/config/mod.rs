@@ -25,7 +25,7 @@
 //! warnings, and that one output is turned off.
 
 mod env;
-mod process;
+pub(crate) mod process;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -22,8 +22,9 @@
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for export before new ones are dropped | `65536` |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per export request (also cut at ~2 MiB) | `2048` |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | milliseconds a partial batch waits | `1000` |
+//! | `OTEL_BSP_MAX_CONCURRENT_EXPORTS` | export requests in flight at once | `4` |
 //! | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `true` exports prompt and response text | `false` |
-//! | `SPANLAB_OTLP_FLUSH_TIMEOUT` | milliseconds the guard waits for the last spans | `5000` |
+//! | `SPANLAB_OTLP_FLUSH_TIMEOUT` | milliseconds the guard waits for the last answers (not at all for an unreachable receiver) | `5000` |
 //! | `TRACEPARENT` | W3C trace context: the run's root spans join that trace | none |
 
 use std::time::Duration;
@@ -221,6 +222,7 @@ pub(crate) struct ExportSettings {
     pub(crate) queue_size: Option<usize>,
     pub(crate) batch_size: Option<usize>,
     pub(crate) schedule_delay: Option<Duration>,
+    pub(crate) max_concurrent_exports: Option<usize>,
     pub(crate) flush_timeout: Option<Duration>,
     pub(crate) capture_content: Option<bool>,
     pub(crate) remote_parent: Option<RemoteParent>,
@@ -245,6 +247,8 @@ pub(crate) struct ExportConfig {
     pub(crate) queue_size: usize,
     pub(crate) batch_size: usize,
     pub(crate) schedule_delay: Duration,
+    /// Export requests in flight at once.
+    pub(crate) max_concurrent_exports: usize,
     pub(crate) flush_timeout: Duration,
     pub(crate) capture_content: bool,
 }
@@ -256,6 +260,15 @@ pub(crate) const DEFAULT_QUEUE_SIZE: usize = 65_536;
 /// (`benches/export_throughput.rs`). Batches are also cut by size (`MAX_BATCH_BYTES`).
 pub(crate) const DEFAULT_BATCH_SIZE: usize = 2048;
 pub(crate) const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_millis(1000);
+/// Four requests in flight: a receiver that takes a while to answer each request (but
+/// answers several at once) is sent four batches per round trip instead of one, enough
+/// for a run of ~13,000 spans (seven batches) to be answered in two round trips of up
+/// to 2 s each within the default flush timeout. More would buy little from a receiver
+/// that is slow because it is busy (its requests would only queue there, each closer to
+/// its timeout, and a receiver that sheds load refuses them), and each batch in flight
+/// holds its spans in memory (up to ~2 MiB of span text each). The SDK's own default,
+/// 1, lets one slow answer cap the throughput.
+pub(crate) const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -314,6 +327,9 @@ fn from_builder(settings: &ExportSettings) -> ExportConfig {
         queue_size: settings.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE),
         batch_size: settings.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
         schedule_delay: settings.schedule_delay.unwrap_or(DEFAULT_SCHEDULE_DELAY),
+        max_concurrent_exports: settings
+            .max_concurrent_exports
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_EXPORTS),
         flush_timeout: settings.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
         capture_content: settings.capture_content.unwrap_or(false),
     }
@@ -397,11 +413,16 @@ fn apply_resource(config: &mut ExportConfig, env: &Env, errors: &mut Vec<ConfigE
     }
 }
 
-/// Queue and batch sizes, and how long batches and the final flush wait.
+/// Queue and batch sizes, requests in flight, and how long batches and the final
+/// flush wait.
 fn apply_batching(config: &mut ExportConfig, env: &Env, errors: &mut Vec<ConfigError>) {
     for (var, target) in [
         ("OTEL_BSP_MAX_QUEUE_SIZE", &mut config.queue_size),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &mut config.batch_size),
+        (
+            "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
+            &mut config.max_concurrent_exports,
+        ),
     ] {
         if let Some(n) = parsed(env, var, parse_positive, errors) {
             *target = n;
@@ -649,6 +670,37 @@ mod tests {
             config.resource,
             [("team".into(), "ml".into()), ("run".into(), "7".into())]
         );
+    }
+
+    #[test]
+    fn requests_in_flight_come_from_the_environment_over_the_builder() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318");
+        let (config, _) = resolve_env(&[base]);
+        assert_eq!(
+            config.unwrap().max_concurrent_exports,
+            DEFAULT_MAX_CONCURRENT_EXPORTS
+        );
+        let settings = ExportSettings {
+            max_concurrent_exports: Some(2),
+            ..ExportSettings::default()
+        };
+        let (config, _) = resolve(&settings, &Env::of(&[base]));
+        assert_eq!(config.unwrap().max_concurrent_exports, 2);
+        let (config, errors) = resolve(
+            &settings,
+            &Env::of(&[base, ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "8")]),
+        );
+        assert_eq!(config.unwrap().max_concurrent_exports, 8);
+        assert!(errors.is_empty());
+        for bad in ["0", "many"] {
+            let (config, errors) = resolve(
+                &settings,
+                &Env::of(&[base, ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", bad)]),
+            );
+            assert_eq!(config.unwrap().max_concurrent_exports, 2, "{bad}");
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].source_name(), "OTEL_BSP_MAX_CONCURRENT_EXPORTS");
+        }
     }
 
     #[test]

@@ -20,9 +20,17 @@ use crate::core::clock::Clock;
 
 /// Span attribute names spanlab adds to every exported span.
 pub mod attributes {
-    /// Time the span was entered, nanoseconds (async spans: the sum over polls).
+    /// Time the span was entered, nanoseconds (async spans: the sum over polls): the
+    /// report's busy time.
     pub const BUSY_NS: &str = "spanlab.busy_ns";
-    /// Time between creation and close while not entered, nanoseconds.
+    /// Time between the span's first enter and its last exit while not entered,
+    /// nanoseconds (async spans: the time awaiting between polls): the report's idle
+    /// time. 0 for a span entered once, and for one never entered.
+    ///
+    /// `BUSY_NS + IDLE_NS` is the report's call duration, first enter to last exit. The
+    /// exported span itself runs from the span's creation to its last exit (to its close
+    /// if never entered), so its duration less that is the time from creation to first
+    /// enter, which neither counts.
     pub const IDLE_NS: &str = "spanlab.idle_ns";
 }
 
@@ -31,6 +39,10 @@ pub(crate) struct Converter {
     clock: Clock,
     scope: InstrumentationScope,
     resource: Resource,
+    /// The `TRACEPARENT` parent's span id: a span with this parent has a remote parent.
+    /// (Span ids are random 64-bit numbers: that a local parent has the same id is a
+    /// chance of 2^-64 per span.)
+    remote_parent: Option<u64>,
     /// `code.function` per callsite (`module::name`), made once and shared.
     functions: std::collections::HashMap<usize, Value, PointerHash>,
 }
@@ -65,9 +77,10 @@ impl std::hash::Hasher for PointerHasher {
 }
 
 impl Converter {
-    pub(crate) fn new(clock: Clock, resource: Resource) -> Self {
+    pub(crate) fn new(clock: Clock, resource: Resource, remote_parent: Option<u64>) -> Self {
         Converter {
             clock,
+            remote_parent,
             scope: InstrumentationScope::builder("spanlab")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
@@ -108,7 +121,8 @@ impl Converter {
         SpanData {
             span_context: context(span.trace_id, span.span_id, false),
             parent_span_id: parent_span_id(span),
-            parent_span_is_remote: span.parent_remote,
+            parent_span_is_remote: span.parent_id != 0
+                && self.remote_parent == Some(span.parent_id),
             span_kind,
             name,
             start_time: self.time(span.start_ticks),
@@ -153,13 +167,14 @@ impl Converter {
         }
     }
 
+    /// Busy and idle time as the report defines them (see [`attributes::IDLE_NS`]).
     fn add_busy_idle(&self, attrs: &mut Vec<KeyValue>, span: &ExportSpan) {
-        let lifetime = self.clock.nanos_between(span.start_ticks, span.end_ticks);
+        let wall = self.clock.nanos_between(0, span.wall_ticks);
         let busy = self.clock.nanos_between(0, span.busy_ticks);
         attrs.push(KeyValue::new(attributes::BUSY_NS, busy as i64));
         attrs.push(KeyValue::new(
             attributes::IDLE_NS,
-            lifetime.saturating_sub(busy) as i64,
+            wall.saturating_sub(busy) as i64,
         ));
     }
 
@@ -301,7 +316,7 @@ pub(crate) fn resource(config: &ExportConfig, env: &Env) -> Resource {
     if let Some(exe) = exe {
         attrs.push(KeyValue::new("process.executable.name", exe));
     }
-    if let Some(host) = host_name() {
+    if let Some(host) = crate::config::process::host_name(env) {
         attrs.push(KeyValue::new("host.name", host));
     }
     // torchrun / Slurm-style launchers: which process of the job this is.
@@ -322,14 +337,6 @@ pub(crate) fn resource(config: &ExportConfig, env: &Env) -> Resource {
         attrs.push(KeyValue::new(k.clone(), v.clone()));
     }
     Resource::builder_empty().with_attributes(attrs).build()
-}
-
-fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]

@@ -18,11 +18,16 @@
 //!    bounded queue. A full queue drops it and counts it: the program never waits.
 //! 4. **Exporter thread**: batches, converts to
 //!    `opentelemetry_sdk::trace::SpanData` and calls `opentelemetry_otlp::SpanExporter`
-//!    (gRPC or HTTP/protobuf, with the specification's retries).
+//!    (gRPC or HTTP/protobuf, with the specification's retries), with up to
+//!    `OTEL_BSP_MAX_CONCURRENT_EXPORTS` requests in flight at once.
 //!
 //! The [`Guard`](crate::Guard) flushes on drop, waiting at most the flush timeout
-//! (5 s by default), and the report's export section accounts for every span:
-//! `exported + dropped + failed + pending == finished`.
+//! (5 s by default) for the last answers, and not at all for a receiver every attempt
+//! since the last success failed to connect to (`pipeline.rs` says why). The report's
+//! export section accounts for every span: `exported + dropped + failed +
+//! queued_at_exit + in_flight_at_exit == finished`, where spans queued at exit were
+//! never sent (lost for certain) and spans in flight at exit were sent and not answered
+//! (they may have arrived).
 //!
 //! # Example
 //!
@@ -74,7 +79,7 @@ pub(crate) mod span;
 mod transport;
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -93,7 +98,7 @@ use crate::core::padded::CachePadded;
 use crate::core::rider::SpanWord;
 use crate::core::spans::SpanState;
 use crate::core::sync::LockUnpoisoned;
-use crate::sinks::report::ExportReport;
+use crate::sinks::report::{ExportReport, FlushOutcome};
 use pipeline::{Pipeline, SharedOutbox};
 use span::{ExportSpan, Failure};
 
@@ -120,6 +125,11 @@ fn yield_to_the_program() {
 /// A counter only its owning thread increments: a load and a store, no
 /// read-modify-write. Readers on other threads see a recent value; sums over threads
 /// are exact once the owners are quiet.
+///
+/// The store releases and the read acquires (plain moves on x86-64): a reader that
+/// sees one counter's increment also sees every increment its owner made before, so
+/// a report that reads `dropped` before `finished` never counts a drop without its
+/// finish.
 #[derive(Default)]
 pub(crate) struct OwnerCounter(AtomicU64);
 
@@ -127,12 +137,12 @@ impl OwnerCounter {
     /// Adds one. Owner only.
     #[inline]
     pub(crate) fn bump(&self) {
-        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+        self.0.store(self.0.load(Relaxed) + 1, Release);
     }
 
     /// The current value.
     pub(crate) fn get(&self) -> u64 {
-        self.0.load(Relaxed)
+        self.0.load(Acquire)
     }
 }
 
@@ -182,7 +192,8 @@ impl Export {
         clock: Clock,
         env: &crate::config::Env,
     ) -> Result<Export, String> {
-        // One I/O thread: it sends a batch while the exporter thread converts the next.
+        // One I/O thread: it sends the batches in flight while the exporter thread
+        // converts the next.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -191,32 +202,29 @@ impl Export {
             .build()
             .map_err(|e| format!("cannot start the export runtime: {e}"))?;
         let shared = std::sync::Arc::new(pipeline::Shared::default());
-        let (exporter, target, counts_attempts) = match custom {
-            Some(exporter) => (exporter, "custom exporter".to_string(), false),
+        let (exporter, target) = match custom {
+            Some(exporter) => (exporter, "custom exporter".to_string()),
             None => {
                 // tonic's lazy channel needs the runtime's context to be built.
                 let _context = runtime.enter();
                 let exporter = transport::build(config, shared.clone())?;
                 let endpoint = config.endpoint.as_deref().unwrap_or_default();
-                (
-                    exporter,
-                    format!("{} {endpoint}", config.protocol.as_str()),
-                    true,
-                )
+                (exporter, format!("{} {endpoint}", config.protocol.as_str()))
             }
         };
-        let converter = convert::Converter::new(clock, convert::resource(config, env));
-        let pipeline = Pipeline::start(
-            shared,
-            exporter,
-            runtime,
-            converter,
-            counts_attempts,
-            config.queue_size,
-            config.batch_size,
-            config.schedule_delay,
-        )
-        .map_err(|e| format!("cannot start the exporter thread: {e}"))?;
+        let converter = convert::Converter::new(
+            clock,
+            convert::resource(config, env),
+            config.remote_parent.map(|p| p.span_id),
+        );
+        let sending = pipeline::Sending {
+            queue_size: config.queue_size,
+            batch_size: config.batch_size,
+            schedule_delay: config.schedule_delay,
+            max_in_flight: config.max_concurrent_exports,
+        };
+        let pipeline = Pipeline::start(shared, exporter, runtime, converter, sending)
+            .map_err(|e| format!("cannot start the exporter thread: {e}"))?;
         Ok(Export {
             sampler: config.sampler,
             remote: config.remote_parent,
@@ -242,7 +250,7 @@ impl Export {
         let (trace_id, parent) = match parent {
             // SAFETY: the parent is alive (the new span holds a reference to it).
             Some(p) => match unsafe { ExportSpan::ids(p) } {
-                Some((trace, span)) => (trace, Some((span, false))),
+                Some((trace, span)) => (trace, Some(span)),
                 None => return SpanWord::NONE, // the parent's trace is not sampled
             },
             None => match self.remote {
@@ -253,7 +261,7 @@ impl Export {
                     {
                         return SpanWord::NONE;
                     }
-                    (remote.trace_id, Some((remote.span_id, true)))
+                    (remote.trace_id, Some(remote.span_id))
                 }
                 None => {
                     let trace = span::new_trace_id();
@@ -338,6 +346,12 @@ impl Export {
             end()
         };
         record.busy_ticks = state.busy_ticks;
+        // The report's call duration: first enter to last exit (none if never entered).
+        record.wall_ticks = if state.entered {
+            state.last_exit.saturating_sub(state.first_enter)
+        } else {
+            0
+        };
         if panicking || state.panicked {
             record.rare_mut().failure = Some(Failure::Panicked);
         } else if state.errors > 0 && record.failure().is_none() {
@@ -369,36 +383,51 @@ impl Export {
     }
 
     /// Sends what is queued and stops the exporter thread, waiting at most the flush
-    /// timeout. Spans finished later are dropped and counted.
+    /// timeout, and not at all for an unreachable receiver. Spans finished later are
+    /// dropped and counted.
     pub(crate) fn shutdown(&self) {
         self.pipeline.shutdown(self.flush_timeout);
     }
 
     /// The export section of a report.
     pub(crate) fn report(&self) -> ExportReport {
-        let (mut finished, mut dropped) = (0, 0);
-        for t in self.threads.iter() {
-            finished += t.0.finished.get();
-            dropped += t.0.dropped.get();
-        }
+        // The exporter's counts first, at once; then each thread's `dropped` before its
+        // `finished`. A span counted in any of them was counted finished before, so
+        // what is left over is exactly what is still queued (see `OwnerCounter`).
         let shared = &self.pipeline.shared;
-        let exported = shared.exported.load(Relaxed);
-        let failed = shared.failed.load(Relaxed);
-        let batches = shared.batches.load(Relaxed);
-        ExportReport {
+        let ledger = shared.ledger();
+        let mut report = ExportReport {
             target: self.target.clone(),
-            finished,
-            exported,
-            dropped,
-            failed,
-            pending: finished.saturating_sub(exported + dropped + failed),
-            batches,
-            failed_batches: shared.failed_batches.load(Relaxed),
-            retries: shared.attempts.load(Relaxed).saturating_sub(batches),
-            last_error: shared.last_error.lock_unpoisoned().clone(),
+            exported: ledger.exported,
+            failed: ledger.failed,
+            in_flight_at_exit: ledger.in_flight_spans,
+            batches: ledger.batches,
+            failed_batches: ledger.failed_batches,
+            retries: shared.retries.load(Relaxed),
+            flush: ledger.exit.unwrap_or_default(),
+            given_up_at_exit: ledger.given_up,
+            last_error: ledger.last_error.clone(),
+            ..ExportReport::default()
+        };
+        drop(ledger);
+        report.dropped = self.threads.iter().map(|t| t.0.dropped.get()).sum();
+        report.finished = self.threads.iter().map(|t| t.0.finished.get()).sum();
+        report.queued_at_exit = report.finished.saturating_sub(
+            report.exported + report.dropped + report.failed + report.in_flight_at_exit,
+        );
+        if report.flush == FlushOutcome::ReceiverDown {
+            // Never to be sent, to a receiver that could not be reached: failed.
+            report.failed += report.queued_at_exit;
+            report.given_up_at_exit += report.queued_at_exit;
+            report.queued_at_exit = 0;
         }
+        report
     }
 }
 
+#[cfg(test)]
+mod exit_tests;
+#[cfg(test)]
+mod slow_receiver;
 #[cfg(test)]
 mod tests;

@@ -73,13 +73,15 @@ pub(crate) enum Failure {
 pub(crate) struct ExportSpan {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
-    /// 0 for a root span with no remote parent.
+    /// 0 for a root span with no remote parent. (Whether the parent is remote, the
+    /// converter tells from the id: a record has no room left for a flag.)
     pub(crate) parent_id: u64,
-    pub(crate) parent_remote: bool,
     pub(crate) metadata: &'static Metadata<'static>,
     pub(crate) start_ticks: u64,
     pub(crate) end_ticks: u64,
     pub(crate) busy_ticks: u64,
+    /// First enter to last exit, as the report times a call (0 if never entered).
+    pub(crate) wall_ticks: u64,
     pub(crate) attributes: Vec<Attr>,
     /// The text of `attributes`' [`AttrValue::Text`] values.
     pub(crate) text: String,
@@ -110,11 +112,11 @@ impl ExportSpan {
             trace_id: 0,
             span_id: 0,
             parent_id: 0,
-            parent_remote: false,
             metadata,
             start_ticks: 0,
             end_ticks: 0,
             busy_ticks: 0,
+            wall_ticks: 0,
             attributes: Vec::new(),
             text: String::new(),
             rare: None,
@@ -122,23 +124,22 @@ impl ExportSpan {
     }
 
     /// Makes a used (or blank) record the record of a new span, keeping its buffers.
-    /// `parent` is `(span id, remote)`, `None` for a new trace's root.
+    /// `parent` is the parent's span id, `None` for a new trace's root.
     pub(crate) fn reset(
         &mut self,
         metadata: &'static Metadata<'static>,
         trace_id: u128,
-        parent: Option<(u64, bool)>,
+        parent: Option<u64>,
         start_ticks: u64,
     ) {
-        let (parent_id, parent_remote) = parent.unwrap_or((0, false));
         self.trace_id = trace_id;
         self.span_id = new_span_id();
-        self.parent_id = parent_id;
-        self.parent_remote = parent_remote;
+        self.parent_id = parent.unwrap_or(0);
         self.metadata = metadata;
         self.start_ticks = start_ticks;
         self.end_ticks = start_ticks;
         self.busy_ticks = 0;
+        self.wall_ticks = 0;
         self.attributes.clear();
         self.text.clear();
         if let Some(rare) = &mut self.rare {

@@ -113,7 +113,10 @@ fn the_span_tree_fields_events_and_statuses_arrive_as_made() {
         follower.follows_from(&epoch);
     });
     assert_eq!((report.finished, report.exported), (5, 5), "{report:?}");
-    assert_eq!(report.dropped + report.failed + report.pending, 0);
+    assert_eq!(
+        report.dropped + report.failed + report.queued_at_exit + report.in_flight_at_exit,
+        0
+    );
     let epoch = by_name(&spans, "epoch");
     let trace = epoch.span_context.trace_id();
     assert_eq!(epoch.parent_span_id, SpanId::INVALID);
@@ -294,10 +297,11 @@ fn failures_and_a_full_queue_are_counted_exactly() {
     assert!(report.dropped > 0, "{report:?}");
     assert_eq!(report.exported, spans.len() as u64);
     assert_eq!(
-        report.exported + report.dropped + report.failed + report.pending,
-        report.finished
+        report.exported + report.dropped + report.failed,
+        report.finished,
+        "the flush waited for everything queued: {report:?}"
     );
-    assert_eq!(report.pending, 0, "the flush waited for everything queued");
+    assert_eq!(report.flush, crate::FlushOutcome::Complete);
 }
 
 #[test]
@@ -403,15 +407,35 @@ fn many_threads_many_spans_add_up() {
     assert_eq!(spans.len(), 16_000);
 }
 
-#[test]
-fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
-    // A port nothing listens on: connections are refused (retryable), then the batch
-    // fails; the program never waits for any of it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nothing listens on: connections to it are refused.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port(); // the listener is dropped: the port is closed again
+        .port() // the listener is dropped: the port is closed again
+}
+
+/// Polls `report` until `done` says so (at most 30 s); returns the last report.
+fn wait_for(
+    report: impl Fn() -> crate::ExportReport,
+    done: impl Fn(&crate::ExportReport) -> bool,
+) -> crate::ExportReport {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = report();
+        if done(&r) || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
+    // Connections are refused (retryable): the batch is retried, then fails; the
+    // program never waits for any of it, and the flush at exit does not wait either.
+    let port = closed_port();
     for protocol in [
         crate::sinks::export::Protocol::Grpc,
         crate::sinks::export::Protocol::HttpProtobuf,
@@ -422,7 +446,8 @@ fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
             .otlp_endpoint(format!("http://127.0.0.1:{port}"))
             .otlp_protocol(protocol)
             .otlp_timeout(Duration::from_millis(500))
-            .otlp_flush_timeout(Duration::from_secs(20))
+            .otlp_schedule_delay(Duration::from_millis(20))
+            .otlp_flush_timeout(Duration::from_secs(60))
             .build();
         let started = std::time::Instant::now();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -434,17 +459,83 @@ fn a_receiver_that_is_down_costs_retries_and_failures_not_the_program() {
             started.elapsed() < Duration::from_millis(500),
             "{protocol:?}"
         );
+        // During the run, a batch gets its retries before it fails.
+        let report = wait_for(|| guard.report().export.unwrap(), |r| r.failed == 100);
+        assert_eq!(
+            (report.finished, report.failed, report.failed_batches),
+            (100, 100, 1),
+            "{protocol:?}: {report:?}"
+        );
+        assert!(report.retries > 0, "{protocol:?}: {report:?}");
+        assert_eq!(report.flush, crate::FlushOutcome::NotFlushed);
         guard.profile().finish_export();
         let report = guard.report().export.unwrap();
         assert_eq!(
-            (report.finished, report.failed),
-            (100, 100),
-            "{protocol:?}: {report:?}"
+            report.exported + report.dropped + report.queued_at_exit + report.in_flight_at_exit,
+            0
         );
-        assert_eq!(report.exported + report.dropped + report.pending, 0);
-        assert!(report.retries > 0, "{protocol:?}: {report:?}");
+        // Nothing was left to send: the flush ends at once, either because the exporter
+        // thread was done first or because the receiver was down; nothing is given up.
+        assert!(
+            matches!(
+                report.flush,
+                crate::FlushOutcome::Complete | crate::FlushOutcome::ReceiverDown
+            ),
+            "{report:?}"
+        );
+        assert_eq!(report.given_up_at_exit, 0, "{report:?}");
         assert!(report.target.starts_with(protocol.as_str()));
         assert!(report.last_error.is_some());
+    }
+}
+
+#[test]
+fn the_flush_gives_up_at_once_on_a_receiver_it_cannot_connect_to() {
+    // No attempt before the flush: the flush sends the spans, the connection is
+    // refused, and it gives up without its 60 s timeout (or the batch's retries).
+    let port = closed_port();
+    for protocol in [
+        crate::sinks::export::Protocol::Grpc,
+        crate::sinks::export::Protocol::HttpProtobuf,
+    ] {
+        let (layer, guard) = SpanLab::builder()
+            .ignore_env()
+            .report_to(crate::ReportTarget::Off)
+            .otlp_endpoint(format!("http://127.0.0.1:{port}"))
+            .otlp_protocol(protocol)
+            .otlp_flush_timeout(Duration::from_secs(60))
+            .build();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for _ in 0..100 {
+                info_span!("x").in_scope(|| ());
+            }
+        });
+        let started = std::time::Instant::now();
+        guard.profile().finish_export();
+        // Far below the retries' backoff (seconds) and the flush timeout; the tight
+        // bound is the integration test's (a process's exit).
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{protocol:?}: {:?}",
+            started.elapsed()
+        );
+        let report = guard.report().export.unwrap();
+        assert_eq!(
+            report.flush,
+            crate::FlushOutcome::ReceiverDown,
+            "{report:?}"
+        );
+        assert_eq!(
+            (report.finished, report.failed, report.given_up_at_exit),
+            (100, 100, 100),
+            "{protocol:?}: {report:?}"
+        );
+        assert_eq!(
+            report.exported + report.dropped + report.queued_at_exit + report.in_flight_at_exit,
+            0
+        );
+        let error = report.last_error.unwrap_or_default();
+        assert!(error.contains("cannot connect"), "{protocol:?}: {error}");
     }
 }
 
@@ -477,4 +568,81 @@ fn export_threads_yield_to_the_program() {
     };
     assert!(nice >= 10, "{nice}");
     drop(guard);
+}
+
+#[test]
+fn exported_busy_and_idle_time_are_the_reports() {
+    // `sync` waits 20 ms between its creation and its one enter: no idle time, in the
+    // report or in the export (the wait is before the call). `polled` is entered
+    // twice with 20 ms between: that gap is idle time in both.
+    let exporter = Collect::default();
+    let (layer, guard) = builder(exporter.clone()).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let sync = info_span!("sync");
+        std::thread::sleep(Duration::from_millis(20));
+        sync.in_scope(|| std::hint::black_box(0));
+        drop(sync);
+        let polled = info_span!("polled");
+        polled.in_scope(|| std::hint::black_box(0));
+        std::thread::sleep(Duration::from_millis(20));
+        polled.in_scope(|| std::hint::black_box(0));
+    });
+    guard.profile().finish_export();
+    let spans = exporter.take();
+    let ns = |span: &SpanData, key: &str| match attr(span, key) {
+        Some(Value::I64(n)) => *n as u64,
+        other => panic!("{key}: {other:?}"),
+    };
+    for name in ["sync", "polled"] {
+        let exported = by_name(&spans, name);
+        let reported = guard.profile().get(name).unwrap();
+        let (busy, idle) = (
+            ns(exported, "spanlab.busy_ns"),
+            ns(exported, "spanlab.idle_ns"),
+        );
+        let close = |a: u64, b: std::time::Duration| a.abs_diff(b.as_nanos() as u64) <= 1_000;
+        assert!(
+            close(busy, reported.busy),
+            "{name}: busy {busy} vs {reported:?}"
+        );
+        assert!(
+            close(idle, reported.idle),
+            "{name}: idle {idle} vs {reported:?}"
+        );
+    }
+    let sync = by_name(&spans, "sync");
+    assert_eq!(ns(sync, "spanlab.idle_ns"), 0);
+    // The exported span still starts at the span's creation.
+    let lifetime = sync.end_time.duration_since(sync.start_time).unwrap();
+    assert!(lifetime >= Duration::from_millis(20), "{lifetime:?}");
+    assert!(ns(by_name(&spans, "polled"), "spanlab.idle_ns") >= 20_000_000);
+}
+
+#[test]
+fn an_exporter_that_panics_fails_its_batch_and_the_flush_still_ends() {
+    #[derive(Debug)]
+    struct Panics;
+    impl SpanExporter for Panics {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            panic!("the exporter broke");
+        }
+    }
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .otlp_exporter(Panics)
+        .otlp_flush_timeout(Duration::from_secs(60))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..10 {
+            info_span!("x").in_scope(|| ());
+        }
+    });
+    guard.profile().finish_export();
+    let report = guard.report().export.unwrap();
+    assert_eq!(report.flush, crate::FlushOutcome::Complete, "{report:?}");
+    assert_eq!((report.finished, report.failed), (10, 10), "{report:?}");
+    assert!(report
+        .last_error
+        .is_some_and(|e| e.contains("without an answer")));
 }

@@ -1,17 +1,23 @@
 //! The OTLP transports: `opentelemetry_otlp::SpanExporter` over gRPC (tonic) or
-//! HTTP/protobuf (reqwest), each with a counter on every attempt and TLS from the
-//! system's root certificates for `https://` endpoints.
+//! HTTP/protobuf (reqwest), with TLS from the system's root certificates for
+//! `https://` endpoints. Both tell the pipeline ([`Shared`]) about every request
+//! attempt (to count retries) and whether each connection attempt succeeded (so that
+//! the flush at exit does not wait for a receiver that is not there): gRPC through an
+//! interceptor and tonic's TCP connector wrapped in [`Watched`], HTTP through a
+//! wrapper around the reqwest client.
 //!
 //! TLS uses rustls with the *ring* provider passed explicitly, never installed as the
 //! process default: the application stays free to install its own provider.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use tonic::codegen::Service;
+use tonic::transport::Uri;
 
 use super::config::{ExportConfig, Protocol};
 use super::pipeline::{DynExporter, Shared};
@@ -33,21 +39,28 @@ pub(crate) fn build(
                 let value = v.parse().map_err(|e| format!("header `{k}`: {e}"))?;
                 metadata.insert(key, value);
             }
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+            // The channel opentelemetry-otlp would make (endpoint, timeout, TLS), over a
+            // connector that reports its attempts.
+            let mut channel = tonic::transport::Endpoint::from_shared(endpoint)
+                .map_err(|e| format!("cannot build the OTLP exporter: {e}"))?
+                .timeout(config.timeout);
+            if https {
+                channel = channel
+                    .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                    .map_err(|e| format!("TLS: {e}"))?;
+            }
+            let channel = channel.connect_with_connector_lazy(Watched::new(shared.clone()));
+            opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                .with_endpoint(endpoint)
+                .with_channel(channel)
                 .with_timeout(config.timeout)
                 .with_metadata(metadata)
                 .with_interceptor(move |request| {
-                    shared.attempts.fetch_add(1, Relaxed);
+                    shared.note_attempt();
                     Ok(request)
-                });
-            if https {
-                builder = builder
-                    .with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
-            }
-            builder.build()
+                })
+                .build()
         }
         Protocol::HttpProtobuf => {
             let client = reqwest::Client::builder()
@@ -83,7 +96,51 @@ fn rustls_config() -> Result<rustls::ClientConfig, String> {
     Ok(config)
 }
 
-/// reqwest, counting every request (retries included).
+/// The TCP connector tonic uses.
+type Tcp = hyper_util::client::legacy::connect::HttpConnector;
+
+/// tonic's TCP connector (as tonic configures it), telling the pipeline whether each
+/// connection attempt succeeded.
+#[derive(Clone)]
+struct Watched {
+    inner: Tcp,
+    shared: Arc<Shared>,
+}
+
+impl Watched {
+    fn new(shared: Arc<Shared>) -> Self {
+        let mut inner = Tcp::new();
+        inner.enforce_http(false); // `https://` too: tonic adds TLS over this
+        inner.set_nodelay(true);
+        Watched { inner, shared }
+    }
+}
+
+impl Service<Uri> for Watched {
+    type Response = <Tcp as Service<Uri>>::Response;
+    type Error = <Tcp as Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let connected = connecting.await;
+            match &connected {
+                Ok(_) => shared.note_reached(),
+                Err(e) => shared.note_unreachable(e),
+            }
+            connected
+        })
+    }
+}
+
+/// reqwest, telling the pipeline about every request (retries included) and whether
+/// it could connect.
 #[derive(Debug)]
 struct CountingClient {
     client: reqwest::Client,
@@ -106,7 +163,24 @@ impl HttpClient for CountingClient {
         'a: 'b,
         Self: 'b,
     {
-        self.shared.attempts.fetch_add(1, Relaxed);
-        self.client.send_bytes(request)
+        self.shared.note_attempt();
+        let sending = self.client.send_bytes(request);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let answer = sending.await;
+            match &answer {
+                Ok(_) => shared.note_reached(),
+                Err(e) if is_connect_error(e.as_ref()) => shared.note_unreachable(e.as_ref()),
+                Err(_) => {} // connected, then failed: the receiver is there
+            }
+            answer
+        })
     }
+}
+
+/// Whether reqwest failed to connect (refused, unresolvable, TLS handshake).
+fn is_connect_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_connect)
 }

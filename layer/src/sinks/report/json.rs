@@ -74,10 +74,23 @@
 //!                  "latency_ns": 1200000, "span_path": ["chat"], "unix_nanos": 1763...,
 //!                  "truncated": false }]     // same shape as SPANLAB_PROMPTS_JSONL lines
 //!   },
-//!   "export": {                      // OTLP export, or null when off
+//!   "export": {                      // OTLP export, or null when off; integers unless noted
 //!     "target": "grpc http://localhost:4317",
-//!     "finished": 12900, "exported": 12900, "dropped": 0, "failed": 0, "pending": 0,
-//!     "batches": 26, "failed_batches": 0, "retries": 0, "last_error": null
+//!     "finished": 12900,             // spans finished in sampled traces, then each in one of:
+//!     "exported": 12900,             //   accepted by the receiver
+//!     "dropped": 0,                  //   queue full, or finished after export stopped
+//!     "failed": 0,                   //   refused or unreachable after the retries (+ given up)
+//!     "queued_at_exit": 0,           //   never sent: lost for certain
+//!     "in_flight_at_exit": 0,        //   sent, unanswered: may have arrived
+//!     "batches": 7,                  // batches sent, one request each (retries apart)
+//!     "failed_batches": 0,
+//!     "retries": 0,                  // requests sent again after a retryable failure
+//!     "flush": "complete",           // "complete", "timed_out", "receiver_down", or
+//!                                    // "not_flushed" (a report made before the guard's drop)
+//!     "given_up_at_exit": 0,         // of "failed": queued or in flight when the flush gave
+//!                                    // up on an unreachable receiver ("receiver_down")
+//!     "last_error": null,            // string: the last failure's message
+//!     "pending": 0                   // queued_at_exit + in_flight_at_exit (schema 1's field)
 //!   },
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
@@ -191,7 +204,7 @@ struct JsonReport<'a> {
     seeds: JsonSeeds<'a>,
     gpu: JsonGpu<'a>,
     prompts: JsonPrompts<'a>,
-    export: Option<&'a super::ExportReport>,
+    export: Option<super::export::JsonExport<'a>>,
 }
 
 #[derive(Serialize)]
@@ -353,7 +366,7 @@ pub(super) fn render(r: &Report) -> String {
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
-        export: r.export.as_ref(),
+        export: r.export.as_ref().map(super::export::JsonExport::from),
         prompts: JsonPrompts {
             models: r
                 .prompts

@@ -10,7 +10,7 @@ use rand::RngExt;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
-use super::{ExportReport, MergeError, Report};
+use super::{ExportReport, FlushOutcome, MergeError, Report};
 use crate::core::clock::Clock;
 use crate::llm::{self, LlmCall};
 use crate::riders::gpu::{GpuConfig, SimulatedGpu};
@@ -248,16 +248,20 @@ fn export_counts_add_and_an_overflow_is_an_error() {
         exported: 7,
         dropped: 1,
         failed: 1,
-        pending: 1,
+        queued_at_exit: 0,
+        in_flight_at_exit: 1,
         batches: 3,
         failed_batches: 1,
         retries: 2,
+        flush: FlushOutcome::Complete,
+        given_up_at_exit: 0,
         last_error: Some("first".into()),
     };
     a.export = Some(export.clone());
     let mut b = a.clone();
     let e = b.export.as_mut().unwrap();
     (e.target, e.last_error) = ("grpc http://b:4317".into(), None);
+    (e.flush, e.queued_at_exit, e.in_flight_at_exit) = (FlushOutcome::TimedOut, 1, 0);
     let merged = Report::merge(&[a.clone(), b, a.clone()])
         .unwrap()
         .export
@@ -269,10 +273,13 @@ fn export_counts_add_and_an_overflow_is_an_error() {
             merged.exported,
             merged.dropped,
             merged.failed,
-            merged.pending
+            merged.queued_at_exit,
+            merged.in_flight_at_exit,
         ),
-        (30, 21, 3, 3, 3)
+        (30, 21, 3, 3, 1, 2)
     );
+    // The merged flush admits to the worst of the runs'.
+    assert_eq!(merged.flush, FlushOutcome::TimedOut);
     assert_eq!(
         (merged.batches, merged.failed_batches, merged.retries),
         (9, 3, 6)

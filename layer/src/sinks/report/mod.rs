@@ -44,7 +44,7 @@ mod text;
 
 use std::time::Duration;
 
-pub use export::ExportReport;
+pub use export::{ExportReport, FlushOutcome};
 pub use merge::MergeError;
 pub use read::ReportError;
 pub use run::RunInfo;

@@ -15,10 +15,13 @@ fn full_report() -> Report {
         exported: 9,
         dropped: 1,
         failed: 1,
-        pending: 1,
+        queued_at_exit: 1,
+        in_flight_at_exit: 0,
         batches: 2,
         failed_batches: 1,
         retries: 3,
+        flush: super::FlushOutcome::TimedOut,
+        given_up_at_exit: 0,
         last_error: Some("unavailable".into()),
     });
     report.warnings = vec!["SPANLAB_REPORT=\"x\": nope".into()];
