@@ -209,6 +209,12 @@ where
 /// What a closing span contributes to its path's statistics.
 #[inline(always)]
 fn record_call(owned: &mut Owned<'_>, state: &SpanState) {
+    record_call_panicking(owned, state, std::thread::panicking());
+}
+
+/// [`record_call`], for a caller that already asked whether the thread is panicking.
+#[inline(always)]
+fn record_call_panicking(owned: &mut Owned<'_>, state: &SpanState, panicking: bool) {
     let stats = &owned.state.slots_stats;
     if !state.entered {
         stats.record_never_entered();
@@ -222,7 +228,7 @@ fn record_call(owned: &mut Owned<'_>, state: &SpanState) {
             state.busy_ticks,
             state.child_ticks,
             state.errors > 0,
-            state.panicked || std::thread::panicking(),
+            state.panicked || panicking,
         ),
     );
 }
@@ -316,7 +322,7 @@ impl<R: Rider> SpanCore<R> {
         self.new_span_with_riders(owned, path, interest, attrs, id, &ctx);
     }
 
-    #[inline(never)]
+    #[inline(always)]
     fn new_span_with_riders<S>(
         &self,
         owned: Owned<'_>,
@@ -462,9 +468,12 @@ impl<R: Rider> SpanCore<R> {
         }
         let wants_attributes = R::USES_WORD && state.word.is_some();
         let mut closing = Closing::new(id, state, foreign, wants_attributes);
+        let panicking = closing.panicking;
         let hook =
             |riders: &R, cx: &mut Cx<'_, '_, S>| riders.close(&mut closing, cx, state.riders);
-        self.ride(owned, ctx, hook, |owned, ()| record_call(owned, &state));
+        self.ride(owned, ctx, hook, |owned, ()| {
+            record_call_panicking(owned, &state, panicking)
+        });
     }
 }
 
