@@ -426,6 +426,13 @@ fn ranks_sharing_a_launch_line_write_one_report_each() {
         let prefix = format!("job-{rank}-");
         assert!(folded.iter().any(|n| n.starts_with(&prefix)), "{folded:?}");
     }
+    // The text report's first line says which rank wrote it.
+    let (out, stderr) = run(workload("normal")
+        .env("RANK", "2")
+        .env("WORLD_SIZE", "4")
+        .env("SPANLAB_REPORT_JSON", &shared));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("spanlab report (rank 2 of 4, "), "{stderr}");
     // A bad placeholder or rank is named, and the run goes on.
     let (out, stderr) = run(workload("normal")
         .env("RANK", "first")

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::Report;
+use super::{Report, RunInfo};
 use crate::core::stats::{PathStats, QUANTILE_RELATIVE_ERROR};
 
 pub(super) fn render(r: &Report) -> String {
@@ -21,12 +21,17 @@ pub(super) fn render(r: &Report) -> String {
     out
 }
 
-/// The first line: paths, calls and time elapsed; and a note when nothing was recorded.
+/// The first line: whose report (a rank of a job), paths, calls and time elapsed; and
+/// a note when nothing was recorded.
 fn render_summary(out: &mut String, r: &Report) {
     let calls: u64 = r.paths.iter().map(|p| p.calls).sum();
+    out.push_str("spanlab report");
+    if let [run] = r.runs.as_slice() {
+        render_rank(out, run);
+    }
     let _ = write!(
         out,
-        "spanlab report: {} paths, {} calls, {} elapsed",
+        ": {} paths, {} calls, {} elapsed",
         r.paths.len(),
         thousands(calls),
         human(r.elapsed)
@@ -41,6 +46,20 @@ fn render_summary(out: &mut String, r: &Report) {
     if r.paths.is_empty() {
         out.push_str("(no spans were recorded)\n");
     }
+}
+
+/// ` (rank 3 of 8, node7)` for a process of a distributed job; nothing otherwise, so
+/// that ranks' reports, printed side by side in a job's log, say whose they are.
+fn render_rank(out: &mut String, run: &RunInfo) {
+    let Some(rank) = run.rank else { return };
+    let _ = write!(out, " (rank {rank}");
+    if let Some(world) = run.world_size {
+        let _ = write!(out, " of {world}");
+    }
+    if let Some(host) = &run.host {
+        let _ = write!(out, ", {host}");
+    }
+    out.push(')');
 }
 
 /// The main table, one row per path, and the line that says how to read it.
@@ -471,6 +490,32 @@ mod tests {
         ] {
             assert_eq!(three_significant(n), want, "{n}");
         }
+    }
+
+    #[test]
+    fn the_first_line_names_the_rank_of_a_distributed_run() {
+        let mut report = crate::sinks::report::tests::sample_report();
+        let mut run = report.runs[0].clone();
+        (run.rank, run.world_size, run.host) = (Some(3), Some(8), Some("node7".into()));
+        report.runs = vec![run.clone()];
+        let text = report.to_text();
+        assert!(
+            text.starts_with("spanlab report (rank 3 of 8, node7): 3 paths, 170 calls"),
+            "{text}"
+        );
+        // Without a launcher, no rank; a merge of runs says how many it holds instead.
+        run.rank = None;
+        report.runs = vec![run.clone()];
+        assert!(report.to_text().starts_with("spanlab report: 3 paths"));
+        report.runs = vec![run.clone(), run];
+        let text = report.to_text();
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("(longest of 2 runs merged)"),
+            "{text}"
+        );
     }
 
     #[test]
