@@ -28,6 +28,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[path = "memory.rs"]
+mod memory;
+use memory::{resident_bytes, thousands};
+
 /// Target durations of the work in a block, in nanoseconds.
 const WORKLOADS_NS: [u64; 6] = [0, 100, 1_000, 10_000, 100_000, 1_000_000];
 /// Roughly how long one batch of one variant runs: short, so that most batches are
@@ -405,20 +409,6 @@ fn child_span(child: u32) -> tracing::Span {
     }
 }
 
-/// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux).
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// A workload's nominal size: `0`, `100 ns`, `10 µs`, `1 ms`.
 fn label(ns: u64) -> String {
     match ns {
@@ -451,17 +441,4 @@ fn format_pct(pct: f64) -> String {
         p if p >= 0.1 => format!("{pct:.2}%"),
         _ => format!("{pct:.3}%"),
     }
-}
-
-/// `10,000,001`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -17,6 +17,10 @@ use std::time::Instant;
 
 use rand::RngExt;
 
+#[path = "memory.rs"]
+mod memory;
+use memory::{resident_bytes, thousands};
+
 /// Seeds run before measuring: they create the path and fill the kept seeds, and let
 /// the allocator and the layer's per-thread tables reach their steady state.
 const WARMUP_SEEDS: u64 = 10_000;
@@ -144,31 +148,4 @@ fn sweep(seeds: std::ops::Range<u64>) {
         let _span = tracing::info_span!("sweep_trial", seed).entered();
         black_box(spanlab::rng().random::<u64>());
     }
-}
-
-/// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux).
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-/// `10,000,001`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

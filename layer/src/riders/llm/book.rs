@@ -25,8 +25,22 @@ pub(crate) const DEFAULT_SIZE_CAP: usize = 32 * 1024;
 /// Records kept for the report's "recent" list.
 pub(crate) const RECENT: usize = 5;
 
-/// One recorded LLM call, redacted and capped.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One recorded LLM call, redacted and capped: as a recorder collects it, as the JSONL
+/// file holds it, and as a report keeps it among its recent records (also a report
+/// read back from a file, whose span names it then owns).
+///
+/// ```
+/// use spanlab::llm::{LlmCall, PromptRecord};
+/// use tracing_subscriber::prelude::*;
+/// let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     spanlab::llm::record(LlmCall::new("tiny-1").prompt("hi").response("hello"));
+/// });
+/// let recent: &PromptRecord = &guard.report().prompts.recent[0];
+/// assert_eq!((recent.model.as_str(), recent.response.as_str()), ("tiny-1", "hello"));
+/// assert_eq!(recent.prompt_text(), "hi");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PromptRecord {
     /// The model asked.
@@ -46,7 +60,7 @@ pub struct PromptRecord {
     /// How long the call took, if timed, in nanoseconds.
     pub latency_ns: Option<u64>,
     /// Span names from the root to the span that made the call.
-    pub span_path: Vec<&'static str>,
+    pub span_path: Vec<Cow<'static, str>>,
     /// When it was recorded, ns since the Unix epoch.
     pub unix_nanos: u64,
     /// Some text was cut to the size cap (the cut is marked in the text).
@@ -91,91 +105,6 @@ fn prompt_text(messages: &[Message]) -> String {
         .map(|m| m.content.as_str())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A [`PromptRecord`] as a report keeps it among its recent records: the same fields
-/// and the same JSON, with span names a report read back from a file can own.
-///
-/// ```
-/// use spanlab::llm::{LlmCall, RecentPrompt};
-/// use tracing_subscriber::prelude::*;
-/// let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
-/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-///     spanlab::llm::record(LlmCall::new("tiny-1").prompt("hi").response("hello"));
-/// });
-/// let recent: &RecentPrompt = &guard.report().prompts.recent[0];
-/// assert_eq!((recent.model.as_str(), recent.response.as_str()), ("tiny-1", "hello"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RecentPrompt {
-    /// The model asked.
-    pub model: String,
-    /// Who serves it, if given.
-    pub provider: Option<String>,
-    /// The prompt's messages.
-    pub messages: Vec<Message>,
-    /// The model's answer.
-    pub response: String,
-    /// Prompt tokens, if given.
-    pub input_tokens: Option<u64>,
-    /// Response tokens, if given.
-    pub output_tokens: Option<u64>,
-    /// Why the model stopped, if given.
-    pub finish_reason: Option<String>,
-    /// How long the call took, if timed, in nanoseconds.
-    pub latency_ns: Option<u64>,
-    /// Span names from the root to the span that made the call.
-    pub span_path: Vec<Cow<'static, str>>,
-    /// When it was recorded, ns since the Unix epoch.
-    pub unix_nanos: u64,
-    /// Some text was cut to the size cap (the cut is marked in the text).
-    pub truncated: bool,
-}
-
-impl From<PromptRecord> for RecentPrompt {
-    /// The record, its span names borrowed as they are.
-    fn from(r: PromptRecord) -> Self {
-        RecentPrompt {
-            model: r.model,
-            provider: r.provider,
-            messages: r.messages,
-            response: r.response,
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            finish_reason: r.finish_reason,
-            latency_ns: r.latency_ns,
-            span_path: r.span_path.into_iter().map(Cow::Borrowed).collect(),
-            unix_nanos: r.unix_nanos,
-            truncated: r.truncated,
-        }
-    }
-}
-
-impl RecentPrompt {
-    /// The prompt as one string: the messages' contents, one per line.
-    ///
-    /// ```
-    /// # use spanlab::llm::LlmCall;
-    /// # use tracing_subscriber::prelude::*;
-    /// # let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
-    /// # tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-    /// #     spanlab::llm::record(LlmCall::new("m").prompt("a").prompt("b"));
-    /// # });
-    /// let recent = &guard.report().prompts.recent[0];
-    /// assert_eq!(recent.prompt_text(), "a\nb");
-    /// ```
-    pub fn prompt_text(&self) -> String {
-        prompt_text(&self.messages)
-    }
-}
-
-impl std::fmt::Display for RecentPrompt {
-    /// As [`PromptRecord`] shows: `[epoch > chat] tiny-1: "prompt" -> "response"`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = self.span_path.join(" > ");
-        one_line(f, &path, &self.model, &self.messages, &self.response)
-    }
 }
 
 /// Cuts `text` to at most `cap` bytes on a character boundary, marking the cut.
@@ -252,7 +181,7 @@ impl PromptBook {
     pub(crate) fn prepare(
         &self,
         call: LlmCall,
-        span_path: Vec<&'static str>,
+        span_path: Vec<Cow<'static, str>>,
         unix_nanos: u64,
     ) -> PromptRecord {
         let LlmCall {
@@ -339,9 +268,7 @@ impl PromptBook {
                     stats
                 })
                 .collect(),
-            recent: (self.recent.lock_unpoisoned().iter())
-                .map(|r| RecentPrompt::from(r.clone()))
-                .collect(),
+            recent: self.recent.lock_unpoisoned().iter().cloned().collect(),
         };
         (report, self.warnings.lock_unpoisoned().clone())
     }
@@ -354,7 +281,7 @@ pub struct PromptReport {
     /// Per model, by name.
     pub models: Vec<ModelStats>,
     /// The last few records, oldest first.
-    pub recent: Vec<RecentPrompt>,
+    pub recent: Vec<PromptRecord>,
 }
 
 /// One model's calls.

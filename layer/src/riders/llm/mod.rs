@@ -45,7 +45,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use book::PromptRecord;
-pub use book::{ModelStats, PromptReport, RecentPrompt};
+pub use book::{ModelStats, PromptReport};
 pub(crate) use book::{PromptBook, RecorderSink, Redactor, DEFAULT_SIZE_CAP, RECENT};
 pub(crate) use recorder::sink as recorder_sink;
 pub use recorder::PromptRecorder;

@@ -3,6 +3,7 @@
 //! it; the record is left as a note for the sinks after this rider (export's GenAI
 //! attributes).
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ impl Rider for PromptRider {
         let span = cx.ctx().event_span(event).map(|s| s.id());
         let path = span.and_then(|id| cx.path_of(&id));
         let names = path.map_or_else(Vec::new, |p| cx.path_names(p));
+        let names = names.into_iter().map(Cow::Borrowed).collect();
         let now = cx.clock().unix_nanos(cx.clock().raw());
         let record = self.book.prepare(call, names, now);
         self.book.add(&record);

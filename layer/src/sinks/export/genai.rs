@@ -111,7 +111,7 @@ mod tests {
             output_tokens: Some(1),
             finish_reason: Some("stop".into()),
             latency_ns: None,
-            span_path: vec!["chat"],
+            span_path: vec!["chat".into()],
             unix_nanos: 0,
             truncated: false,
         }

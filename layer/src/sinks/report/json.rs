@@ -179,11 +179,11 @@
 //! histograms. [`Report::from_json`](crate::Report::from_json) says so
 //! ([`ReportError::Version1`](crate::report::ReportError::Version1)).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Report;
 use crate::core::stats::{DurationSums, Histogram, PathStats};
-use crate::riders::llm::RecentPrompt;
+use crate::riders::llm::PromptRecord;
 
 /// The value of the `schema` field of reports written by this version.
 ///
@@ -210,7 +210,7 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct JsonPrompts<'a> {
     models: Vec<JsonModel<'a>>,
-    recent: &'a [RecentPrompt],
+    recent: &'a [PromptRecord],
 }
 
 #[derive(Serialize)]
@@ -307,19 +307,19 @@ struct JsonPath<'a> {
     histogram: &'a [(u32, u64)],
 }
 
-/// A path's sums, as decimal strings.
-#[derive(Serialize)]
-struct JsonExact {
+/// A path's sums, as decimal strings (written here, read back by `read.rs`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct JsonExact {
     #[serde(with = "crate::decimal")]
-    sum_ns: u64,
+    pub(super) sum_ns: u64,
     #[serde(with = "crate::decimal")]
-    sum_sq_ns2: u128,
+    pub(super) sum_sq_ns2: u128,
     #[serde(with = "crate::decimal")]
-    self_ns: u64,
+    pub(super) self_ns: u64,
     #[serde(with = "crate::decimal")]
-    busy_ns: u64,
+    pub(super) busy_ns: u64,
     #[serde(with = "crate::decimal")]
-    idle_ns: u64,
+    pub(super) idle_ns: u64,
 }
 
 fn ns(d: std::time::Duration) -> u64 {

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::{ExportReport, Report, RunInfo};
 use crate::core::stats::{DurationSums, Histogram, PathStats, PathSums};
 use crate::riders::gpu::{DeviceStats, GpuPath, GpuReport};
-use crate::riders::llm::{ModelStats, PromptReport, RecentPrompt};
+use crate::riders::llm::{ModelStats, PromptRecord, PromptReport};
 use crate::riders::rng::book::{DistinctSketch, PathSeeds};
 use crate::riders::rng::{RootSeed, SeedReport, SeedSource};
 
@@ -262,22 +262,8 @@ struct PathIn {
     max_ns: u64,
     errors: u64,
     panics: u64,
-    exact: ExactIn,
+    exact: super::json::JsonExact,
     histogram: Vec<(u32, u64)>,
-}
-
-#[derive(Deserialize)]
-struct ExactIn {
-    #[serde(with = "crate::decimal")]
-    sum_ns: u64,
-    #[serde(with = "crate::decimal")]
-    sum_sq_ns2: u128,
-    #[serde(with = "crate::decimal")]
-    self_ns: u64,
-    #[serde(with = "crate::decimal")]
-    busy_ns: u64,
-    #[serde(with = "crate::decimal")]
-    idle_ns: u64,
 }
 
 fn read_path(item: Value, at: String) -> Result<PathStats, ReportError> {
@@ -477,7 +463,7 @@ fn read_prompts(prompts: PromptsIn) -> Result<PromptReport, ReportError> {
         Ok(stats)
     })?;
     let recent = each(prompts.recent, "prompts.recent", |item, at| {
-        element::<RecentPrompt>(item, &at)
+        element::<PromptRecord>(item, &at)
     })?;
     Ok(PromptReport { models, recent })
 }
