@@ -93,4 +93,15 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         self.inner.on_follows_from(id, follows, ctx);
     }
+
+    /// This layer, else what the core's layer hands out (its `Core`, through which
+    /// `spanlab::export::current_traceparent` reads a span's ids from outside the
+    /// callbacks).
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(self as *const Self as *const ());
+        }
+        // SAFETY: forwarded as asked; the core's layer lives as long as `self`.
+        unsafe { Layer::<S>::downcast_raw(&self.inner, id) }
+    }
 }

@@ -32,6 +32,7 @@
 //! the time spent in spans entered inside it on the same thread. A span that is closed
 //! without ever being entered is counted, not timed.
 
+use std::any::TypeId;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -204,6 +205,33 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         self.notify(&ctx, |riders, cx| riders.follows_from(id, follows, cx));
     }
+
+    /// The layer itself, and its [`Core`]: what [`word_of_span`] finds through a
+    /// `Dispatch` (which asks every layer of a `Layered` stack in turn).
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<Core>() {
+            // Lives in the `Arc` this layer holds: as long as the layer.
+            Some(&self.lab.core as *const Core as *const ())
+        } else {
+            None
+        }
+    }
+}
+
+/// The rider word of span `id` in `dispatch`, from outside any callback (a program
+/// thread asking about a span it holds a handle to). `None` when `dispatch` has no
+/// spanlab core, or no registry to look extensions up in (a subscriber not built on
+/// `tracing_subscriber::Registry`), or the core has no state for the span.
+///
+/// Takes no `Owned` and traces nothing ([`Threads::word_outside`](super::spans::Threads::word_outside)):
+/// safe on any thread, at any time, but for a caller that holds span `id`'s extension
+/// lock for writing (another layer's callback), which would wait on itself.
+pub(crate) fn word_of_span(dispatch: &Dispatch, id: &Id) -> Option<super::rider::SpanWord> {
+    let core = dispatch.downcast_ref::<Core>()?;
+    let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+    core.threads.word_outside(id, registry)
 }
 
 /// What a closing span contributes to its path's statistics.

@@ -745,17 +745,40 @@ impl Threads {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let key = id.into_u64();
-        if let Some(slot) = self.find_slot(key) {
-            let word = SpanWord(slot.word.load(Relaxed));
-            if slot.id.load(Acquire) == key {
-                return Some(word); // still the same span (rule 2)
-            }
-        }
-        ctx.span(id)?
-            .extensions()
-            .get::<SpanState>()
-            .map(|s| s.word)
+        self.word_in_slot(id.into_u64()).or_else(|| {
+            ctx.span(id)?
+                .extensions()
+                .get::<SpanState>()
+                .map(|s| s.word)
+        })
+    }
+
+    /// The rider word of a live span, read from outside any callback (a program thread
+    /// asking about its current span): no [`Owned`] is made, so rule 5 cannot be
+    /// broken, and the only lock taken is the span's extension lock, for reading, when
+    /// the span's owner part is not in a slot. `spans` is the registry the span lives
+    /// in. The caller keeps the span alive (holds a handle) while it uses the word.
+    #[cold]
+    pub(crate) fn word_outside<L>(&self, id: &Id, spans: &L) -> Option<SpanWord>
+    where
+        L: for<'a> LookupSpan<'a>,
+    {
+        self.word_in_slot(id.into_u64()).or_else(|| {
+            spans
+                .span(id)?
+                .extensions()
+                .get::<SpanState>()
+                .map(|s| s.word)
+        })
+    }
+
+    /// The word in the slot of span `key`, on whichever thread owns it; `None` when no
+    /// slot holds the span (evicted to its extension, or unknown).
+    fn word_in_slot(&self, key: u64) -> Option<SpanWord> {
+        let slot = self.find_slot(key)?;
+        let word = SpanWord(slot.word.load(Relaxed));
+        // Still the same span (rule 2): the word, like the path, never changes.
+        (slot.id.load(Acquire) == key).then_some(word)
     }
 
     /// The whole state of a closing span that this thread does not own, or whose other

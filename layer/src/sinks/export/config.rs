@@ -208,6 +208,24 @@ impl RemoteParent {
     }
 }
 
+/// The `traceparent` value: `00-<32 hex>-<16 hex>-<01 or 00>`, lowercase, as
+/// [`RemoteParent::parse`] reads it back.
+///
+/// ```
+/// let value = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+/// let parent = spanlab::export::RemoteParent::parse(value).unwrap();
+/// assert_eq!(parent.to_string(), value);
+/// ```
+impl std::fmt::Display for RemoteParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.sampled as u8
+        )
+    }
+}
+
 /// What the builder said about export.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ExportSettings {

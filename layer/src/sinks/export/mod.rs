@@ -71,6 +71,7 @@
 //! nothing.
 
 pub mod config;
+mod context;
 pub(crate) mod convert;
 pub mod genai;
 pub(crate) mod hooks;
@@ -88,6 +89,7 @@ use tracing_core::span::Attributes;
 
 pub(crate) use config::ExportConfig;
 pub use config::{Protocol, RemoteParent, Sampler};
+pub use context::{current_traceparent, traceparent};
 pub use convert::attributes;
 pub(crate) use pipeline::DynExporter;
 
@@ -425,6 +427,8 @@ impl Export {
     }
 }
 
+#[cfg(test)]
+mod context_tests;
 #[cfg(test)]
 mod exit_tests;
 #[cfg(test)]

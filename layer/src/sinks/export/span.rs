@@ -205,11 +205,19 @@ impl ExportSpan {
     /// # Safety
     /// `ptr` is a live span's (the caller holds a handle, so it is not closed); ids are
     /// written before the pointer is published and never change.
+    ///
+    /// The two fields are read through the raw pointer, never a reference to the
+    /// whole record: the owner thread may be adding to the record's other fields at
+    /// this very moment (a reader on another thread, `current_traceparent`).
     pub(crate) unsafe fn ids(ptr: SpanWord) -> Option<(u128, u64)> {
-        // SAFETY: the caller's contract.
+        let span = ptr.0 as *const ExportSpan;
+        // SAFETY: the caller's contract; nobody writes these two fields while the
+        // pointer is published.
         ptr.is_some().then(|| unsafe {
-            let span = &*(ptr.0 as *const ExportSpan);
-            (span.trace_id, span.span_id)
+            (
+                std::ptr::addr_of!((*span).trace_id).read(),
+                std::ptr::addr_of!((*span).span_id).read(),
+            )
         })
     }
 
