@@ -38,6 +38,8 @@ SPANLAB_REPORT=off cargo run --release --quiet --example gpu_memory
 # prompt_recorder asserts its three records were kept, and redacted.
 SPANLAB_REPORT=off cargo run --release --quiet --example prompt_recorder
 cargo run --release --quiet --example overhead
+# launcher asserts its 4 worker processes (itself, with RANK etc.) ran and succeeded.
+SPANLAB_REPORT=off cargo run --release --quiet --example launcher
 # seed_sweep asserts RSS grows <= 8 MB and the JSON report stays under 1 MB over 10^6
 # distinct seeds.
 cargo run --release --quiet --example seed_sweep

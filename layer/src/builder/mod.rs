@@ -215,6 +215,7 @@ impl Builder {
 
     /// [`Builder::build`], reading `env` instead of the process's environment (tests).
     #[cfg(test)]
+    #[allow(dead_code)] // used by export's tests, which may be compiled out
     pub(crate) fn build_with_env(self, env: Env) -> (SpanLabLayer, Guard) {
         let env = self.environment(|| env);
         let (layer, guard) = self.build_unarmed(&env);

@@ -228,6 +228,7 @@ where
 /// Takes no `Owned` and traces nothing ([`Threads::word_outside`](super::spans::Threads::word_outside)):
 /// safe on any thread, at any time, but for a caller that holds span `id`'s extension
 /// lock for writing (another layer's callback), which would wait on itself.
+#[allow(dead_code)] // used by export, which may be compiled out
 pub(crate) fn word_of_span(dispatch: &Dispatch, id: &Id) -> Option<super::rider::SpanWord> {
     let core = dispatch.downcast_ref::<Core>()?;
     let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;

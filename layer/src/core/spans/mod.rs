@@ -759,6 +759,7 @@ impl Threads {
     /// the span's owner part is not in a slot. `spans` is the registry the span lives
     /// in. The caller keeps the span alive (holds a handle) while it uses the word.
     #[cold]
+    #[allow(dead_code)] // used by export, which may be compiled out
     pub(crate) fn word_outside<L>(&self, id: &Id, spans: &L) -> Option<SpanWord>
     where
         L: for<'a> LookupSpan<'a>,

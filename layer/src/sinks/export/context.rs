@@ -41,8 +41,9 @@ use super::RemoteParent;
 /// to a child process as `TRACEPARENT` or to an outgoing request: the child's root
 /// spans then join this trace, parented to this span. `None` when there is nothing to
 /// hand on: no current span, spanlab is not the subscriber, export is off, or the
-/// span's trace is not sampled (the [module](self) docs say why there are no flags
-/// `00`).
+/// span's trace is not sampled. (spanlab gives ids only to the spans of sampled
+/// traces, so the flags are always `01`; a child handed nothing decides by its own
+/// sampler, and one that inherits an unsampled `TRACEPARENT` stays unsampled.)
 ///
 /// Safe on any thread and at any time, and it never panics; it is not meant for the
 /// hot path (it searches the span table and allocates the string).

@@ -29,6 +29,14 @@
 //! never sent (lost for certain) and spans in flight at exit were sent and not answered
 //! (they may have arrived).
 //!
+//! # Trace context going out
+//!
+//! [`current_traceparent`] (and [`traceparent`], of any span) is the W3C `traceparent`
+//! of a live span, to hand to a child process as `TRACEPARENT`, which spanlab there
+//! reads as its run's remote parent ([`config`]), or to an outgoing HTTP call: a
+//! launcher that does so for its ranks makes the whole job one trace
+//! (`examples/launcher.rs`).
+//!
 //! # Example
 //!
 //! Any `opentelemetry_sdk` span exporter can stand in for OTLP (here one that keeps the
