@@ -28,11 +28,12 @@
 //! the spanlab layer hands out its core (`Layer::downcast_raw`), whose span table is
 //! searched with atomic loads only, and, for a span evicted from it, the span's
 //! registry extension is read under its lock, for reading. No per-thread state is
-//! taken and nothing is traced (rule 5 of `core::spans` cannot be broken), and the
-//! callbacks' fast paths take no lock at all, so reading never waits on them or
-//! makes them wait. The handle to the span keeps it open while its record is read,
-//! and a record's ids never change while the span is open, whatever its owner thread
-//! adds to the record meanwhile.
+//! taken and nothing is traced (rule 5 of `core::spans` cannot be broken); the
+//! callbacks' fast paths take no lock at all, and the one lock taken here is held for
+//! one lookup with no other held (rule 4's lock order stands), so a callback's slow
+//! path waits at most that long. The handle to the span keeps it open while its record
+//! is read, and a record's ids never change while the span is open, whatever its owner
+//! thread adds to the record meanwhile.
 
 use super::span::ExportSpan;
 use super::RemoteParent;
@@ -86,7 +87,8 @@ pub fn current_traceparent() -> Option<String> {
 
 /// The W3C `traceparent` of `span`, as [`current_traceparent`] gives the current
 /// span's: for a span that is not the current one (one made for a request, not
-/// entered yet), from any thread.
+/// entered yet), from any thread. (Not from another layer's callback that holds this
+/// span's extensions for writing: the lock it may need would be its caller's.)
 ///
 /// ```
 /// // No subscriber: the span is disabled, and has no ids.
