@@ -53,7 +53,7 @@ fn progress(line: &str) -> Option<(u64, u64)> {
 fn a_killed_run_leaves_a_snapshot_at_most_one_interval_old() {
     const INTERVAL: Duration = Duration::from_millis(200);
     // Scheduling and the write itself (an fsync) on a busy machine.
-    const SLACK: Duration = Duration::from_millis(200);
+    const SLACK: Duration = Duration::from_millis(300);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let mut child = workload("steady")
@@ -65,13 +65,13 @@ fn a_killed_run_leaves_a_snapshot_at_most_one_interval_old() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut done = Vec::new();
-    // About three and a half intervals of steady work, by the child's own clock.
+    // About four and a half intervals of steady work, by the child's own clock.
     for line in lines.by_ref() {
         let Some(step) = progress(&line.unwrap()) else {
             continue;
         };
         done.push(step);
-        if step.1 - done[0].1 >= 3 * INTERVAL.as_nanos() as u64 + 100_000_000 {
+        if step.1 - done[0].1 >= 4 * INTERVAL.as_nanos() as u64 + 100_000_000 {
             break;
         }
     }
@@ -96,7 +96,7 @@ fn a_killed_run_leaves_a_snapshot_at_most_one_interval_old() {
     // The snapshot holds exactly the steps finished when it was taken: every step
     // printed before then, and none printed well after.
     assert!(
-        finished_by(taken_at) <= steps && steps <= finished_by(taken_at + 100_000_000),
+        finished_by(taken_at) <= steps && steps <= finished_by(taken_at + 250_000_000),
         "{steps} steps in the snapshot; {} finished when it was taken",
         finished_by(taken_at)
     );
@@ -138,6 +138,9 @@ fn a_reader_polling_during_the_run_always_finds_a_whole_report() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the workload never ended");
+        // Often enough to read every snapshot many times, not so often as to take a
+        // core from the workload.
+        std::thread::sleep(Duration::from_micros(300));
         let text = match std::fs::read_to_string(&json) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
