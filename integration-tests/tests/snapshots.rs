@@ -273,3 +273,28 @@ fn a_full_disk_leaves_the_previous_snapshot_intact_and_is_counted() {
     assert_eq!(warning.len(), 1, "{stderr}");
     assert!(failures_so_far(warning[0]) >= 2, "{}", warning[0]);
 }
+
+#[test]
+fn a_bad_interval_costs_one_line_naming_the_variable_and_the_default_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let (out, stderr) = run(workload("steady")
+        .arg("5")
+        .env("SPANLAB_REPORT_JSON", &json)
+        .env("SPANLAB_SNAPSHOT_INTERVAL", "5 minutes")
+        .stdout(Stdio::null()));
+    assert!(out.status.success(), "{stderr}");
+    let named = lines_starting(&stderr, "spanlab: ");
+    assert_eq!(
+        named,
+        [
+            "spanlab: ignoring SPANLAB_SNAPSHOT_INTERVAL=\"5 minutes\": expected a duration \
+          such as `30s`, `5m`, `500ms` or `1h` (at least 10ms), or `off`; using the \
+          default, 60s"
+        ],
+        "{stderr}"
+    );
+    let report = read_report(&json);
+    assert_eq!((report.is_final, report.sequence), (true, 1));
+    assert_eq!(calls(&report, "step"), 5);
+}

@@ -23,7 +23,8 @@
 //!
 //! A bad value never stops the program: it is reported once on stderr as a
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
-//! warnings, and that one output is turned off.
+//! warnings, and that one output is turned off (a bad `SPANLAB_SNAPSHOT_INTERVAL`
+//! falls back to its default instead).
 
 mod env;
 pub(crate) mod process;
