@@ -11,6 +11,9 @@
 //! * `registry_clock_reads`: a layer that only reads the TSC at enter and exit — the
 //!   floor for any layer that times spans;
 //! * `spanlab`: the spanlab layer, profiling only (report off);
+//! * `spanlab_snapshots`: the same, with a snapshot of the JSON report written every
+//!   100 ms (to a file in the target's temporary folder) by spanlab's snapshot thread,
+//!   which reads the aggregates while the spans are made;
 //! * `spanlab_export_noop`: spanlab exporting every span (queue, exporter thread,
 //!   conversion to `SpanData`) to an exporter that only counts;
 //! * `spanlab_export_grpc`: the same, over OTLP/gRPC to an in-process tonic receiver;
@@ -108,9 +111,16 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for NaiveProfiler {
 fn subscribers() -> Vec<(&'static str, &'static (dyn Subscriber + Send + Sync))> {
     variants()
         .into_iter()
-        .map(|v| (v.name, v.subscriber))
+        .map(|v| {
+            CRITERION_GUARDS.lock().unwrap().extend(v.guard);
+            (v.name, v.subscriber)
+        })
         .collect()
 }
+
+/// The guards of the criterion part's variants, kept until its benchmarks are done, so
+/// that their snapshot threads do not run on under the interleaved tables.
+static CRITERION_GUARDS: Mutex<Vec<spanlab::Guard>> = Mutex::new(Vec::new());
 
 /// A subscriber under test, and for the exporting ones, a way to flush them and learn
 /// how many spans reached the exporter.
@@ -118,6 +128,9 @@ struct Variant {
     name: &'static str,
     subscriber: &'static (dyn Subscriber + Send + Sync),
     delivered: Option<Box<dyn Fn() -> u64>>,
+    /// A guard to keep while the variant is measured (its snapshot thread runs until
+    /// the variant is dropped).
+    guard: Option<spanlab::Guard>,
 }
 
 fn spanlab_builder() -> spanlab::Builder {
@@ -136,14 +149,37 @@ fn variants() -> Vec<Variant> {
 fn profiling_variants() -> Vec<Variant> {
     let (spanlab, guard) = spanlab_builder().build();
     std::mem::forget(guard); // report off; keep the profile alive for the whole run
-    plain_variants(spanlab)
+    let mut variants: Vec<Variant> = plain_variants(spanlab)
         .into_iter()
         .map(|(name, subscriber)| Variant {
             name,
             subscriber,
             delivered: None,
+            guard: None,
         })
-        .collect()
+        .collect();
+    let at = variants.iter().position(|v| v.name == "spanlab").unwrap() + 1;
+    variants.insert(at, snapshots_variant());
+    variants
+}
+
+/// Profiling with a snapshot of the JSON report every 100 ms, each variant made to its
+/// own file (tables made later must not write over an earlier one's).
+fn snapshots_variant() -> Variant {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("overhead-snapshots-{n}.json"));
+    let (layer, guard) = spanlab_builder()
+        .report_json(json)
+        .snapshot_interval(Some(Duration::from_millis(100)))
+        .build();
+    Variant {
+        name: "spanlab_snapshots",
+        subscriber: Box::leak(Box::new(tracing_subscriber::registry().with(layer))),
+        delivered: None,
+        guard: Some(guard),
+    }
 }
 
 /// The exporting variants: spanlab's two and tracing-opentelemetry.
@@ -160,6 +196,7 @@ fn export_variants() -> Vec<Variant> {
             drop(guard.lock().unwrap().take()); // flushes
             noop.0.load(Ordering::Relaxed)
         })),
+        guard: None,
     });
     // Export over OTLP/gRPC to the in-process receiver.
     let (endpoint, received) = receiver::start();
@@ -175,6 +212,7 @@ fn export_variants() -> Vec<Variant> {
             drop(guard.lock().unwrap().take());
             received.load(Ordering::Relaxed)
         })),
+        guard: None,
     });
     // tracing-opentelemetry with the SDK's batch processor and the counting exporter.
     let noop = receiver::NoopExporter::default();
@@ -189,6 +227,7 @@ fn export_variants() -> Vec<Variant> {
             let _ = provider.force_flush();
             noop.0.load(Ordering::Relaxed)
         })),
+        guard: None,
     });
     variants
 }
@@ -619,6 +658,7 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
+    CRITERION_GUARDS.lock().unwrap().clear();
     // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once
     // as a smoke test and skips this.
     if std::env::args().any(|a| a == "--bench") {

@@ -4,20 +4,26 @@
 //! while `main` unwinds from a panic — or, when the builder asked for it, when the
 //! process receives SIGINT or SIGTERM. Whichever comes first writes it; the other
 //! waits for that write to finish and does nothing more.
+//!
+//! Until then, when a snapshot interval is configured, a thread started with the armed
+//! guard rewrites the report files every interval ([`crate::sinks::snapshots`]); the
+//! final write stops it first, so no snapshot ever replaces the final report.
 
 use std::io::Write;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 
-use crate::config::{ConfigError, Outputs, ReportTarget};
-use crate::files::write_atomically;
+use crate::config::{ConfigError, Outputs};
 use crate::profile::Profile;
 use crate::sinks::report::Report;
+use crate::sinks::snapshots::{ReportWriter, SnapshotRounds, Snapshotter, Stamp};
 
-/// Writes the report once, wherever the configuration says.
+/// Writes the report once, wherever the configuration says — and, until then, the
+/// periodic snapshots of the report files (see [`crate::sinks::snapshots`]).
 pub(crate) struct Emitter {
     profile: Profile,
-    outputs: Outputs,
+    writer: Arc<ReportWriter>,
     config_errors: Vec<ConfigError>,
+    snapshots: OnceLock<Snapshotter>,
     once: Once,
 }
 
@@ -25,17 +31,15 @@ impl Emitter {
     pub(crate) fn new(profile: Profile, outputs: Outputs, config_errors: Vec<ConfigError>) -> Self {
         Emitter {
             profile,
-            outputs,
+            writer: Arc::new(ReportWriter::new(outputs)),
             config_errors,
+            snapshots: OnceLock::new(),
             once: Once::new(),
         }
     }
 
     fn report(&self) -> Report {
-        let mut report = self.profile.report();
-        let config = self.config_errors.iter().map(ToString::to_string);
-        report.warnings.splice(0..0, config);
-        report
+        report_of(&self.profile, &self.config_errors)
     }
 
     /// Writes the report unless it was written already (then returns once it is).
@@ -48,46 +52,54 @@ impl Emitter {
         self.once.call_once(|| ());
     }
 
-    fn emit(&self) {
-        self.profile.finish_export();
-        let mut report = self.report();
-        // Files first, so that a failure to write one shows in the text report.
-        for (file, render) in [
-            (&self.outputs.json, Report::to_json as fn(&Report) -> String),
-            (&self.outputs.folded, Report::to_folded),
-        ] {
-            if let Some(file) = file {
-                if let Err(e) = write_atomically(&file.path, render(&report).as_bytes()) {
-                    let warning = format!(
-                        "could not write {} ({}={}): {e}",
-                        file.source,
-                        file.source,
-                        file.path.display()
-                    );
-                    print_stderr(&format!("spanlab: {warning}\n"));
-                    report.warnings.push(warning);
-                }
+    /// Starts the snapshot thread when an interval is configured. A thread that cannot
+    /// start costs a warning; the report is still written at exit.
+    fn start_snapshots(&self) {
+        let Some(interval) = self.writer.outputs().snapshot_interval else {
+            return;
+        };
+        let (profile, errors) = (self.profile.clone(), self.config_errors.clone());
+        let rounds = SnapshotRounds::new(move || report_of(&profile, &errors), self.writer.clone());
+        match Snapshotter::start(interval, rounds) {
+            Ok(snapshots) => {
+                let _ = self.snapshots.set(snapshots);
             }
-        }
-        let text = report.to_text();
-        match &self.outputs.text {
-            ReportTarget::Off => {}
-            ReportTarget::Stderr => print_stderr(&text),
-            ReportTarget::Stdout => {
-                // Never panic here (this can run during unwinding): ignore a closed stdout.
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-            }
-            ReportTarget::File(path) => {
-                if let Err(e) = write_atomically(path, text.as_bytes()) {
-                    print_stderr(&format!(
-                        "spanlab: could not write the report to {} ({e}); here it is:\n{text}",
-                        path.display()
-                    ));
-                }
-            }
+            Err(e) => self.writer.note(format!(
+                "cannot start the snapshot thread ({e}); the report files are written at exit only"
+            )),
         }
     }
+
+    /// Stops the snapshots, so that none lands after the final write; returns the
+    /// final write's sequence number.
+    fn stop_snapshots(&self) -> u64 {
+        let Some(snapshots) = self.snapshots.get() else {
+            return 1;
+        };
+        let stopped = snapshots.stop();
+        if let Some(panic) = stopped.panic {
+            self.writer.note(format!(
+                "the snapshots stopped after snapshot {} (panic: {panic})",
+                stopped.last_sequence
+            ));
+        }
+        stopped.last_sequence + 1
+    }
+
+    fn emit(&self) {
+        let sequence = self.stop_snapshots();
+        self.profile.finish_export();
+        let mut report = self.report();
+        self.writer.write(&mut report, Stamp::Final(sequence));
+    }
+}
+
+/// The report of `profile` now, with the configuration's warnings first.
+fn report_of(profile: &Profile, config_errors: &[ConfigError]) -> Report {
+    let mut report = profile.report();
+    let config = config_errors.iter().map(ToString::to_string);
+    report.warnings.splice(0..0, config);
+    report
 }
 
 /// `eprint!` panics when stderr is closed; a report must not.
@@ -110,13 +122,14 @@ pub struct Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("outputs", &self.emitter.outputs)
+            .field("outputs", self.emitter.writer.outputs())
             .finish_non_exhaustive()
     }
 }
 
 impl Guard {
     pub(crate) fn new(emitter: Arc<Emitter>, report_on_signal: bool) -> Self {
+        emitter.start_snapshots();
         #[cfg(all(unix, feature = "signals"))]
         let _signals = if report_on_signal {
             let watched = emitter.clone();

@@ -8,7 +8,12 @@
 //! * `error`: an `#[instrument(err)]` function that fails every third call;
 //! * `seeds`: unseeded and seeded draws, printed, with seeds in the report;
 //! * `bad_seed`: spans whose `seed` is a string, beside a `fmt` layer that prints
-//!   the WARN event spanlab emits.
+//!   the WARN event spanlab emits;
+//! * `steady [N]`: `step` spans of about a millisecond, each followed by a line
+//!   `COUNT UNIX_NS` on stdout (steps finished so far, and when), for N steps or until
+//!   killed (the snapshot tests);
+//! * `grow`: `step` spans for 300 ms, then a chain of 60 nested `deep` spans over and
+//!   over for 300 ms: a report that outgrows a small file-size limit mid-run.
 
 use std::io::Write;
 use std::time::Duration;
@@ -39,6 +44,43 @@ fn epochs(n: u64) {
         let _epoch = info_span!("epoch", epoch).entered();
         forward(epoch);
         backward(epoch);
+    }
+}
+
+/// One step of `steady`: a span of about a millisecond.
+fn step() {
+    info_span!("step").in_scope(|| std::thread::sleep(Duration::from_millis(1)));
+}
+
+/// `steady`: steps, each one's count and time printed once it is finished.
+fn steady(steps: Option<u64>) {
+    let mut out = std::io::stdout().lock();
+    for count in 1..=steps.unwrap_or(u64::MAX) {
+        step();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        writeln!(out, "{count} {}", now.as_nanos()).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// `depth` nested `deep` spans: as many paths, each longer than the last.
+fn deep(depth: u32) {
+    if depth > 0 {
+        info_span!("deep").in_scope(|| deep(depth - 1));
+    }
+}
+
+/// `grow`: small report first, then one too big for the file-size limit.
+fn grow() {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(300) {
+        step();
+    }
+    while start.elapsed() < Duration::from_millis(600) {
+        deep(60);
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -83,6 +125,8 @@ fn main() {
             drawn.push(spanlab::rng().random());
             println!("{drawn:?}");
         }
+        "steady" => steady(std::env::args().nth(2).map(|n| n.parse().unwrap())),
+        "grow" => grow(),
         "error" => {
             for step in 0..9 {
                 let _ = validate(step);

@@ -42,6 +42,7 @@ pub fn workload(mode: &str) -> Command {
         "SPANLAB_REPORT",
         "SPANLAB_REPORT_JSON",
         "SPANLAB_REPORT_FOLDED",
+        "SPANLAB_SNAPSHOT_INTERVAL",
         "RUST_LOG",
         "TRACEPARENT",
     ] {

@@ -205,6 +205,31 @@ impl Builder {
         self
     }
 
+    /// How often the report files are rewritten during the run
+    /// (`SPANLAB_SNAPSHOT_INTERVAL` overrides it): `Some(interval)`, at least 10 ms, or
+    /// `None` for only at exit. Default: every 60 s when a report file is configured
+    /// (JSON, folded, or the text report to a file), else only at exit.
+    ///
+    /// Each snapshot replaces every report file atomically with the report so far,
+    /// marked `"final": false` and numbered (`"sequence"`), so a run that is killed
+    /// still leaves a report at most one interval old; the guard's write at exit is
+    /// marked `"final": true`. See [`crate::report::json`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let dir = std::env::temp_dir();
+    /// let (_layer, guard) = spanlab::SpanLab::builder()
+    ///     .report_to(spanlab::ReportTarget::Off)
+    ///     .report_json(dir.join("spanlab-doc-snapshots.json"))
+    ///     .snapshot_interval(Some(Duration::from_secs(30)))
+    ///     .build();
+    /// drop(guard); // the final write: "final": true
+    /// ```
+    pub fn snapshot_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.settings.snapshot_interval = Some(interval);
+        self
+    }
+
     /// The layer, to compose into your own subscriber, and the guard that writes the
     /// report when dropped. Rejected settings are printed once on stderr.
     pub fn build(self) -> (SpanLabLayer, Guard) {

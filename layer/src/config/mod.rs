@@ -14,6 +14,7 @@
 //! | `SPANLAB_REPORT_FOLDED` | a file path | none |
 //! | `SPANLAB_PROMPTS_JSONL` | a file path: every LLM record is appended as it happens | none |
 //! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
+//! | `SPANLAB_SNAPSHOT_INTERVAL` | a duration (`500ms`, `30s`, `5m`, `1h`; at least `10ms`) or `off`: how often the report files are rewritten during the run | `60s` with a report file, else `off` |
 //!
 //! Report paths may hold `{rank}`, `{local_rank}`, `{pid}` and `{host}`; under a
 //! launcher's `RANK`, a path without them gets `.rank{N}` before its extension, so
@@ -22,10 +23,12 @@
 //!
 //! A bad value never stops the program: it is reported once on stderr as a
 //! [`ConfigError`] naming the variable and what it accepts, listed in the report's
-//! warnings, and that one output is turned off.
+//! warnings, and that one output is turned off (a bad `SPANLAB_SNAPSHOT_INTERVAL`
+//! falls back to its default instead).
 
 mod env;
 pub(crate) mod process;
+mod snapshot_interval;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -119,6 +122,8 @@ pub(crate) struct Settings {
     pub(crate) prompts_jsonl: Option<PathBuf>,
     pub(crate) seed: Option<u64>,
     pub(crate) ignore_env: bool,
+    /// `Some(None)`: snapshots asked off; `None`: not asked (the default applies).
+    pub(crate) snapshot_interval: Option<Option<std::time::Duration>>,
 }
 
 /// Where the reports go, resolved and checked.
@@ -129,6 +134,8 @@ pub(crate) struct Outputs {
     pub(crate) json: Option<FileOutput>,
     pub(crate) folded: Option<FileOutput>,
     pub(crate) prompts_jsonl: Option<FileOutput>,
+    /// How often the report files are rewritten during the run; `None`: only at exit.
+    pub(crate) snapshot_interval: Option<std::time::Duration>,
 }
 
 /// Applies the environment over the builder's settings and checks every path.
@@ -140,7 +147,7 @@ pub(crate) fn resolve(
 ) -> (Outputs, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let (text, text_source) = text_target(settings, env, process, &mut errors);
-    let outputs = Outputs {
+    let mut outputs = Outputs {
         text,
         text_source,
         json: file_output(
@@ -167,7 +174,10 @@ pub(crate) fn resolve(
             "SPANLAB_PROMPTS_JSONL",
             &mut errors,
         ),
+        snapshot_interval: None,
     };
+    outputs.snapshot_interval =
+        snapshot_interval::resolve(settings.snapshot_interval, env, &outputs, &mut errors);
     (outputs, errors)
 }
 

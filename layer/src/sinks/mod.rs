@@ -2,3 +2,4 @@
 #[cfg(feature = "otlp")]
 pub mod export;
 pub mod report;
+pub(crate) mod snapshots;

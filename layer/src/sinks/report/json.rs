@@ -19,6 +19,8 @@
 //!   "schema": "spanlab.report/2",
 //!   "histogram_layout": "ns-log-linear-256",  // the bucket layout of every histogram
 //!   "elapsed_ns": 2480000000,        // integer: layer built -> report made (merged: the longest)
+//!   "final": true,                   // the run's last write (see "Snapshots" below)
+//!   "sequence": 42,                  // integer: which write of the run's files this is
 //!   "runs": [                        // the process that wrote it; merged: every run, in order
 //!     { "start_unix_ns": "1763712000000000000",  // string: layer built
 //!       "end_unix_ns": "1763712002480000000",    // string: report made
@@ -149,7 +151,8 @@
 //! * export counts add; targets that differ are listed together (`"a, b"`), as are GPU
 //!   probes that differ, and the last error of the last report that had one is kept.
 //! * `runs` are concatenated, warnings too (without repeats), `spans_never_entered`
-//!   adds, `elapsed_ns` is the longest.
+//!   adds, `elapsed_ns` is the longest; `final` is true when every report's is, and
+//!   `sequence` is the smallest.
 //! * what is a fact of one run and not a sum — the root seed, its replay line, the last
 //!   device-wide memory reading, a model's provider — comes from the last report that
 //!   has it (the root seed and replay line from the first; a warning says when the runs'
@@ -160,6 +163,27 @@
 //! nanoseconds once (and fits Σx² to its rounded Σx: see [`crate::stats::sums`]), so a
 //! merge of `k` parts can differ from the whole run's report by up to `k/2` ns in each
 //! sum, and in Σx² by what that moves; the histograms still add exactly.
+//!
+//! # Snapshots: `final` and `sequence`
+//!
+//! During a run the report files are rewritten every `SPANLAB_SNAPSHOT_INTERVAL`
+//! (default 60 s when a report file is configured): each write replaces the whole file
+//! atomically, so a reader always finds a complete report, at most one interval old —
+//! also after the process was killed. Two top-level keys, added within /2, say which
+//! write a file holds:
+//!
+//! * `final`: `false` in a snapshot, `true` in the report written at exit, after which
+//!   the file never changes again. A file without the key was written by a spanlab from
+//!   before snapshots, at exit: it reads as `true`.
+//! * `sequence`: 1, 2, ... for the snapshots, the next number for the final write. It
+//!   increases strictly from one write of a file to the next (a write that failed
+//!   leaves a gap), so of two copies the larger is the newer. 0 in a report the run did
+//!   not write itself ([`Profile::report`](crate::Profile::report)), and for a file
+//!   without the key.
+//!
+//! A merge is final when every merged report is, and its `sequence` is the smallest of
+//! theirs: as complete as its least complete input (both rules are associative, and a
+//! merge of one report is that report).
 //!
 //! # What changed from `spanlab.report/1`
 //!
@@ -173,7 +197,9 @@
 //! * per GPU row `sum_delta_bytes`, `energy_mj`, `energy_measured_ns`; `average_watts`
 //!   is now null where the probe reads no energy (it was 0.0);
 //! * per model `latency`;
-//! * in `seeds`, `seeds_kept`, and per seeded path `sketch`.
+//! * in `seeds`, `seeds_kept`, and per seeded path `sketch`;
+//! * `final` and `sequence` (snapshots; absent from the first /2 files, which read as
+//!   final with sequence 0).
 //!
 //! A /1 report cannot be read back or merged: it has neither the sums nor the
 //! histograms. [`Report::from_json`](crate::Report::from_json) says so
@@ -197,6 +223,9 @@ struct JsonReport<'a> {
     schema: &'static str,
     histogram_layout: &'static str,
     elapsed_ns: u64,
+    #[serde(rename = "final")]
+    is_final: bool,
+    sequence: u64,
     runs: &'a [super::RunInfo],
     spans_never_entered: u64,
     warnings: &'a [String],
@@ -362,6 +391,8 @@ pub(super) fn render(r: &Report) -> String {
         schema: SCHEMA,
         histogram_layout: Histogram::LAYOUT,
         elapsed_ns: ns(r.elapsed),
+        is_final: r.is_final,
+        sequence: r.sequence,
         runs: &r.runs,
         spans_never_entered: r.spans_never_entered,
         warnings: &r.warnings,

@@ -133,6 +133,10 @@ impl Report {
             prompts: merge_prompts(reports)?,
             export,
             warnings,
+            // As complete as the least complete input: final only when all are, and the
+            // smallest sequence (like `all`, associative, and a merge of one is itself).
+            is_final: reports.iter().all(|r| r.is_final),
+            sequence: reports.iter().map(|r| r.sequence).min().unwrap_or(0),
         })
     }
 }

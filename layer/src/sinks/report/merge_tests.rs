@@ -301,3 +301,15 @@ fn export_counts_add_and_an_overflow_is_an_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_merge_is_final_when_all_are_and_takes_the_smallest_sequence() {
+    let (_, mut first, mut second) = whole_and_halves(700);
+    (first.is_final, first.sequence) = (true, 9);
+    (second.is_final, second.sequence) = (false, 4);
+    let merged = Report::merge(&[first.clone(), second.clone()]).unwrap();
+    assert_eq!((merged.is_final, merged.sequence), (false, 4));
+    second.is_final = true;
+    let merged = Report::merge(&[first, second]).unwrap();
+    assert_eq!((merged.is_final, merged.sequence), (true, 4));
+}

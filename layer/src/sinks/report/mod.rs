@@ -78,6 +78,20 @@ pub struct Report {
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
+    /// `true` for the report the guard writes at exit — the last write of the run's
+    /// report files, never replaced by a later one — and for a report read from a
+    /// file written before snapshots existed (it has no `final` key: files were then
+    /// written at exit only). `false` for the periodic snapshots and for a report made
+    /// during the run ([`Profile::report`](crate::Profile::report)). In a merge: `true`
+    /// when every merged report is final.
+    pub is_final: bool,
+    /// Which write of the run's report files this is: 1, 2, ... for the snapshots
+    /// (`SPANLAB_SNAPSHOT_INTERVAL`), then the next number for the final write; it
+    /// increases with every write of a file, so a reader can tell a newer file from an
+    /// older one. 0 for a report that was not written by the run (made by
+    /// [`Profile::report`](crate::Profile::report), or read from a file without the
+    /// key). In a merge: the smallest of the merged reports' (see [`json`]).
+    pub sequence: u64,
 }
 
 impl Report {
@@ -98,6 +112,8 @@ impl Report {
             prompts: PromptReport::default(),
             export: None,
             warnings: Vec::new(),
+            is_final: false,
+            sequence: 0,
         }
     }
 

@@ -184,6 +184,9 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
     let gpu = read_gpu(take(&mut top, "gpu", "")?)?;
     let prompts = read_prompts(take(&mut top, "prompts", "")?)?;
     let export: Option<ExportReport> = take(&mut top, "export", "")?;
+    // Added within /2 by snapshots: a file without them was written once, at exit.
+    let is_final = take_or(&mut top, "final", true)?;
+    let sequence = take_or(&mut top, "sequence", 0)?;
     Ok(Report {
         elapsed: Duration::from_nanos(elapsed_ns),
         runs,
@@ -194,6 +197,8 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         prompts,
         export,
         warnings,
+        is_final,
+        sequence,
     })
 }
 
@@ -213,6 +218,19 @@ fn take<T: DeserializeOwned>(
         problem: "missing".into(),
     })?;
     serde_json::from_value(value).map_err(|e| invalid(at, e))
+}
+
+/// [`take`], or `default` when `key` is absent (a field added within the schema).
+fn take_or<T: DeserializeOwned>(
+    object: &mut Map<String, Value>,
+    key: &str,
+    default: T,
+) -> Result<T, ReportError> {
+    if object.contains_key(key) {
+        take(object, key, "")
+    } else {
+        Ok(default)
+    }
 }
 
 fn invalid(at: String, problem: impl fmt::Display) -> ReportError {

@@ -222,3 +222,26 @@ fn plain_integers_are_accepted_where_strings_are_written() {
     exact["sum_ns"] = sum.into();
     assert_eq!(Report::from_json(&v.to_string()).unwrap(), report);
 }
+
+#[test]
+fn final_and_sequence_read_back_and_default_when_absent() {
+    let mut report = super::tests::sample_report();
+    (report.is_final, report.sequence) = (true, 7);
+    let read = Report::from_json(&report.to_json()).unwrap();
+    assert_eq!((read.is_final, read.sequence), (true, 7));
+    (report.is_final, report.sequence) = (false, 3);
+    let read = Report::from_json(&report.to_json()).unwrap();
+    assert_eq!((read.is_final, read.sequence), (false, 3));
+    // A /2 file from before snapshots was written once, at exit.
+    let old = edited(|v| {
+        let top = v.as_object_mut().unwrap();
+        assert!(top.remove("final").is_some() && top.remove("sequence").is_some());
+    });
+    let read = Report::from_json(&old).unwrap();
+    assert_eq!((read.is_final, read.sequence), (true, 0));
+    let bad = edited(|v| v["sequence"] = "three".into());
+    match read_err(&bad) {
+        ReportError::Invalid { at, .. } => assert_eq!(at, "sequence"),
+        other => panic!("{other:?}"),
+    }
+}

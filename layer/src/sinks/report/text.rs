@@ -29,6 +29,7 @@ fn render_summary(out: &mut String, r: &Report) {
     if let [run] = r.runs.as_slice() {
         render_rank(out, run);
     }
+    render_snapshot(out, r);
     let _ = write!(
         out,
         ": {} paths, {} calls, {} elapsed",
@@ -60,6 +61,14 @@ fn render_rank(out: &mut String, run: &RunInfo) {
         let _ = write!(out, ", {host}");
     }
     out.push(')');
+}
+
+/// ` [snapshot 3, not final]` in a periodic snapshot, so that a text file read during
+/// the run says it will still change; nothing in the final report.
+fn render_snapshot(out: &mut String, r: &Report) {
+    if !r.is_final && r.sequence > 0 {
+        let _ = write!(out, " [snapshot {}, not final]", r.sequence);
+    }
 }
 
 /// The main table, one row per path, and the line that says how to read it.
@@ -516,6 +525,32 @@ mod tests {
                 .ends_with("(longest of 2 runs merged)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_snapshots_first_line_says_it_is_not_final() {
+        let mut report = crate::sinks::report::tests::sample_report();
+        report.sequence = 3;
+        let text = report.to_text();
+        assert!(
+            text.starts_with("spanlab report [snapshot 3, not final]: 3 paths"),
+            "{text}"
+        );
+        let mut run = report.runs[0].clone();
+        (run.rank, run.world_size, run.host) = (Some(1), Some(2), None);
+        report.runs = vec![run];
+        assert!(report
+            .to_text()
+            .starts_with("spanlab report (rank 1 of 2) [snapshot 3, not final]: 3 paths"));
+        // The final write, and a report made during the run, look as they always did.
+        report.is_final = true;
+        assert!(report
+            .to_text()
+            .starts_with("spanlab report (rank 1 of 2): 3"));
+        (report.is_final, report.sequence) = (false, 0);
+        assert!(report
+            .to_text()
+            .starts_with("spanlab report (rank 1 of 2): 3"));
     }
 
     #[test]
