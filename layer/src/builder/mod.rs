@@ -213,6 +213,14 @@ impl Builder {
         (layer, guard.arm())
     }
 
+    /// [`Builder::build`] reading `env` instead of the process's environment (tests).
+    #[cfg(test)]
+    pub(crate) fn build_with_env(self, env: &Env) -> (SpanLabLayer, Guard) {
+        let env = self.environment(|| env.clone());
+        let (layer, guard) = self.build_unarmed(&env);
+        (layer, guard.arm())
+    }
+
     /// The environment this build reads: `read()`, or no variables at all after
     /// [`Builder::ignore_env`]. Decided once, here, so that no resolver (nor `RUST_LOG`)
     /// can forget the flag.

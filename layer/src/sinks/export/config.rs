@@ -17,6 +17,7 @@
 //! | `OTEL_SERVICE_NAME` | the `service.name` resource attribute | the executable's name |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...` added to the resource | none |
 //! | `OTEL_SDK_DISABLED` | `true` turns export off | `false` |
+//! | `OTEL_TRACES_EXPORTER` | `otlp`, or `none` to turn trace export off | `otlp` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | the ratio for the `*traceidratio` samplers, 0 to 1 | `1.0` |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for export before new ones are dropped | `65536` |
@@ -280,6 +281,13 @@ pub(crate) fn resolve(
 ) -> (Option<ExportConfig>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let disabled = parsed(env, "OTEL_SDK_DISABLED", parse_bool, &mut errors).unwrap_or(false);
+    let traces_on = parsed(
+        env,
+        "OTEL_TRACES_EXPORTER",
+        parse_traces_exporter,
+        &mut errors,
+    )
+    .unwrap_or(true);
     let mut config = from_builder(settings);
     let broken = apply_transport(&mut config, settings, env, &mut errors);
     apply_resource(&mut config, env, &mut errors);
@@ -305,7 +313,7 @@ pub(crate) fn resolve(
         config.remote_parent = Some(parent);
     }
     let wanted = config.endpoint.is_some() || settings.has_custom_exporter;
-    if disabled || settings.disabled || broken || !wanted {
+    if disabled || settings.disabled || broken || !wanted || !traces_on {
         return (None, errors);
     }
     (Some(config), errors)
@@ -539,6 +547,18 @@ fn parse_positive(value: &str) -> Result<usize, String> {
     }
 }
 
+/// `OTEL_TRACES_EXPORTER`: whether traces are exported. The specification's value is
+/// a comma-separated list of exporters; spanlab has one, `otlp`, and `none` alone
+/// turns trace export off (the builder's custom exporter too: the environment wins).
+fn parse_traces_exporter(value: &str) -> Result<bool, String> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    match items[..] {
+        ["none"] => Ok(false),
+        _ if items.iter().all(|i| *i == "otlp") => Ok(true),
+        _ => Err("expected `otlp` or `none`".into()),
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -560,6 +580,21 @@ mod tests {
         let (config, errors) = resolve_env(&[("OTEL_SERVICE_NAME", "x")]);
         assert!(config.is_none());
         assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn traces_exporter_none_turns_export_off_and_an_unknown_value_is_named() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318");
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "none")]);
+        assert!(config.is_none());
+        assert!(errors.is_empty());
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert!(config.is_some());
+        assert!(errors.is_empty());
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "zipkin")]);
+        assert!(config.is_some(), "an unknown value keeps the default (on)");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].source_name(), "OTEL_TRACES_EXPORTER");
     }
 
     #[test]
