@@ -11,6 +11,7 @@ use std::sync::{Arc, Once};
 use crate::config::{ConfigError, Outputs, ReportTarget};
 use crate::files::write_atomically;
 use crate::profile::Profile;
+use crate::sinks::metrics::Metrics;
 use crate::sinks::report::Report;
 
 /// Writes the report once, wherever the configuration says.
@@ -19,6 +20,8 @@ pub(crate) struct Emitter {
     outputs: Outputs,
     config_errors: Vec<ConfigError>,
     once: Once,
+    /// Live metrics, when on: stopped before the report, which gets their section.
+    metrics: Option<Metrics>,
 }
 
 impl Emitter {
@@ -28,13 +31,24 @@ impl Emitter {
             outputs,
             config_errors,
             once: Once::new(),
+            metrics: None,
         }
+    }
+
+    /// The same emitter, with the run's live metrics.
+    pub(crate) fn with_metrics(mut self, metrics: Option<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn report(&self) -> Report {
         let mut report = self.profile.report();
         let config = self.config_errors.iter().map(ToString::to_string);
         report.warnings.splice(0..0, config);
+        if let Some(metrics) = &self.metrics {
+            report.metrics = Some(metrics.report());
+            report.warnings.extend(metrics.warnings());
+        }
         report
     }
 
@@ -50,6 +64,9 @@ impl Emitter {
 
     fn emit(&self) {
         self.profile.finish_export();
+        if let Some(metrics) = &self.metrics {
+            metrics.finish();
+        }
         let mut report = self.report();
         // Files first, so that a failure to write one shows in the text report.
         for (file, render) in [

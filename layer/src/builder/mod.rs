@@ -5,6 +5,7 @@
 #[cfg_attr(feature = "otlp", path = "export.rs")]
 #[cfg_attr(not(feature = "otlp"), path = "no_export.rs")]
 mod export;
+mod metrics;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::layer::SpanLabLayer;
 use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
 use crate::riders::llm::{PromptBook, Redactor};
+use crate::sinks::metrics::{Metrics, MetricsConfig, MetricsSettings};
 use crate::sinks::report::RunInfo;
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
@@ -59,6 +61,7 @@ pub struct Builder {
     gpu: GpuConfig,
     prompts: PromptSettings,
     pub(crate) export: export::ExportOptions,
+    metrics: MetricsSettings,
 }
 
 /// The builder's prompt-record settings.
@@ -244,6 +247,9 @@ impl Builder {
         let jsonl = open_prompts_jsonl(outputs.prompts_jsonl.as_ref(), &mut errors);
         let prompts = self.prompts.into_book(jsonl);
         let export = export::plan(&self.export, env, &mut errors);
+        let (metrics, rejected) =
+            crate::sinks::metrics::config::resolve(&self.metrics, env, &process);
+        errors.extend(rejected);
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
         assemble(
@@ -254,6 +260,7 @@ impl Builder {
             self.report_on_signal,
             export,
             run,
+            metrics,
         )
     }
 
@@ -341,6 +348,7 @@ fn assemble(
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
     run: RunInfo,
+    metrics: Option<MetricsConfig>,
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
@@ -351,11 +359,12 @@ fn assemble(
         print_stderr(&format!("spanlab: ignoring {e}\n"));
     }
     let run = Arc::new(run);
-    let emitter = Arc::new(Emitter::new(
-        Profile::from_assembly(lab.clone(), run.clone()),
-        outputs,
-        errors,
-    ));
+    let profile = Profile::from_assembly(lab.clone(), run.clone());
+    let metrics = metrics.map(|config| {
+        let reading = profile.clone();
+        Metrics::start(&config, Arc::new(move || reading.report()))
+    });
+    let emitter = Arc::new(Emitter::new(profile, outputs, errors).with_metrics(metrics));
     (
         SpanLabLayer::new(lab, run),
         UnarmedGuard {

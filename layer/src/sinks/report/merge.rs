@@ -132,6 +132,7 @@ impl Report {
             gpu: merge_gpu(reports)?,
             prompts: merge_prompts(reports)?,
             export,
+            metrics: None,
             warnings,
         })
     }

@@ -193,6 +193,7 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         gpu,
         prompts,
         export,
+        metrics: None,
         warnings,
     })
 }
