@@ -47,6 +47,15 @@ impl Builder {
         self
     }
 
+    /// Sends live metrics over OTLP too, to the export endpoint
+    /// (`Builder::otlp_endpoint` or the `OTEL_*` variables; HTTP appends
+    /// `/v1/metrics`). The same as `OTEL_METRICS_EXPORTER=otlp`. Without the `otlp`
+    /// feature, one line says it cannot.
+    pub fn otlp_metrics(mut self, on: bool) -> Self {
+        self.metrics.otlp = on;
+        self
+    }
+
     /// How often OTLP metrics are sent (default 60 s; `OTEL_METRIC_EXPORT_INTERVAL`).
     pub fn metrics_interval(mut self, interval: Duration) -> Self {
         self.metrics.interval = Some(interval.max(Duration::from_millis(1)));

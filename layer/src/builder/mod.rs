@@ -19,7 +19,7 @@ use crate::layer::SpanLabLayer;
 use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
 use crate::riders::llm::{PromptBook, Redactor};
-use crate::sinks::metrics::{Metrics, MetricsConfig, MetricsSettings};
+use crate::sinks::metrics::{Metrics, MetricsConfig, MetricsSettings, OtlpTarget};
 use crate::sinks::report::RunInfo;
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
@@ -250,6 +250,13 @@ impl Builder {
         let (metrics, rejected) =
             crate::sinks::metrics::config::resolve(&self.metrics, env, &process);
         errors.extend(rejected);
+        let metrics = metrics.map(|config| {
+            let otlp = config
+                .otlp
+                .then(|| export::metrics_target(&self.export, env, &mut errors))
+                .flatten();
+            (config, otlp)
+        });
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
         assemble(
@@ -348,7 +355,7 @@ fn assemble(
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
     run: RunInfo,
-    metrics: Option<MetricsConfig>,
+    metrics: Option<(MetricsConfig, Option<OtlpTarget>)>,
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
@@ -360,9 +367,9 @@ fn assemble(
     }
     let run = Arc::new(run);
     let profile = Profile::from_assembly(lab.clone(), run.clone());
-    let metrics = metrics.map(|config| {
+    let metrics = metrics.map(|(config, otlp)| {
         let reading = profile.clone();
-        Metrics::start(&config, Arc::new(move || reading.report()))
+        Metrics::start(&config, otlp, Arc::new(move || reading.report()))
     });
     let emitter = Arc::new(Emitter::new(profile, outputs, errors).with_metrics(metrics));
     (

@@ -40,8 +40,8 @@ pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(60_000);
 pub(crate) struct MetricsSettings {
     /// `Builder::prometheus`: `host:port`.
     pub(crate) prometheus: Option<String>,
-    /// `Builder::otlp_metrics_endpoint`.
-    pub(crate) otlp_endpoint: Option<String>,
+    /// `Builder::otlp_metrics`: OTLP metrics to the export endpoint.
+    pub(crate) otlp: bool,
     pub(crate) max_paths: Option<usize>,
     pub(crate) interval: Option<Duration>,
 }
@@ -97,8 +97,7 @@ pub(crate) fn resolve(
     let mut errors = Vec::new();
     let listed = parsed(env, "OTEL_METRICS_EXPORTER", parse_exporters, &mut errors);
     let exporters = listed.unwrap_or(Exporters {
-        otlp: settings.otlp_endpoint.is_some()
-            || env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some(),
+        otlp: settings.otlp || env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some(),
         prometheus: settings.prometheus.is_some(),
     });
     let max_paths = parsed(

@@ -23,6 +23,8 @@
 pub(crate) mod buckets;
 pub(crate) mod config;
 pub(crate) mod model;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
 pub(crate) mod prometheus;
 pub(crate) mod server;
 
@@ -36,6 +38,24 @@ use crate::sinks::report::{MetricsReport, Report};
 pub(crate) use config::{MetricsConfig, MetricsSettings};
 use model::{PathCap, Snapshot};
 use server::Server;
+
+// OTLP metrics with the `otlp` feature; without it, a target that is never made.
+#[cfg(feature = "otlp")]
+pub(crate) use otlp::OtlpTarget;
+#[cfg(feature = "otlp")]
+use otlp::Pusher;
+
+/// Where OTLP metrics go: never made without the `otlp` feature.
+#[cfg(not(feature = "otlp"))]
+pub(crate) enum OtlpTarget {}
+#[cfg(not(feature = "otlp"))]
+enum Pusher {}
+#[cfg(not(feature = "otlp"))]
+impl Pusher {
+    fn finish(&mut self) {
+        match *self {}
+    }
+}
 
 /// Makes a report of the run so far (the builder hands the profile's).
 pub(crate) type ReportSource = Arc<dyn Fn() -> Report + Send + Sync>;
@@ -86,6 +106,7 @@ impl Shared {
 
     /// Counts a failure and keeps its message; warns only for the first one, so that
     /// a receiver that stays down costs one line.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn failed(&self, error: String) {
         let first = self.otlp_failed_exports.fetch_add(1, Relaxed) == 0;
         if first {
@@ -97,6 +118,7 @@ impl Shared {
     }
 
     /// Counts an accepted export.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn exported(&self) {
         self.otlp_exports.fetch_add(1, Relaxed);
     }
@@ -108,6 +130,9 @@ pub(crate) struct Metrics {
     server: Mutex<Option<Server>>,
     /// `http://host:port/metrics`, when serving.
     prometheus: Option<String>,
+    pusher: Mutex<Option<Pusher>>,
+    /// Where OTLP metrics go, when they do.
+    otlp: Option<String>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -121,7 +146,11 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Starts the exporters `config` asks for, reading reports from `source`. One that
     /// cannot start (a port that is taken) is a warning; the others run.
-    pub(crate) fn start(config: &MetricsConfig, source: ReportSource) -> Metrics {
+    pub(crate) fn start(
+        config: &MetricsConfig,
+        otlp: Option<OtlpTarget>,
+        source: ReportSource,
+    ) -> Metrics {
         let shared = Arc::new(Shared {
             source,
             cap: Mutex::new(PathCap::new(config.max_paths)),
@@ -140,10 +169,16 @@ impl Metrics {
         let prometheus = server
             .as_ref()
             .map(|s| format!("http://{}/metrics", s.addr()));
+        let (pusher, otlp) = match otlp {
+            Some(target) => start_pusher(&shared, target, config),
+            None => (None, None),
+        };
         Metrics {
             shared,
             server: Mutex::new(server),
             prometheus,
+            pusher: Mutex::new(pusher),
+            otlp,
         }
     }
 
@@ -154,7 +189,7 @@ impl Metrics {
             prometheus: self.prometheus.clone(),
             scrapes: s.scrapes.load(Relaxed),
             failed_scrapes: s.failed_scrapes.load(Relaxed),
-            otlp: None,
+            otlp: self.otlp.clone(),
             otlp_exports: s.otlp_exports.load(Relaxed),
             otlp_failed_exports: s.otlp_failed_exports.load(Relaxed),
             last_error: s.last_error.lock_unpoisoned().clone(),
@@ -166,12 +201,42 @@ impl Metrics {
         self.shared.warnings.lock_unpoisoned().clone()
     }
 
-    /// The guard's drop: stops serving.
+    /// The guard's drop: the last OTLP export (within the flush timeout), and the end
+    /// of serving.
     pub(crate) fn finish(&self) {
+        if let Some(mut pusher) = self.pusher.lock_unpoisoned().take() {
+            pusher.finish();
+        }
         if let Some(mut server) = self.server.lock_unpoisoned().take() {
             server.stop();
         }
     }
+}
+
+/// Starts pushing OTLP metrics; a failure is a warning, kept for the report.
+#[cfg(feature = "otlp")]
+fn start_pusher(
+    shared: &Arc<Shared>,
+    target: OtlpTarget,
+    config: &MetricsConfig,
+) -> (Option<Pusher>, Option<String>) {
+    let described = target.describe();
+    match Pusher::start(target, shared.clone(), config.interval) {
+        Ok(pusher) => (Some(pusher), Some(described)),
+        Err(e) => {
+            shared.failed(e);
+            (None, Some(described))
+        }
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+fn start_pusher(
+    _shared: &Arc<Shared>,
+    target: OtlpTarget,
+    _config: &MetricsConfig,
+) -> (Option<Pusher>, Option<String>) {
+    match target {}
 }
 
 /// Starts the Prometheus endpoint; a failure is a warning, kept for the report.

@@ -117,6 +117,8 @@ impl HistogramPoint {
 /// Every metric at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Snapshot {
+    /// When the run started (the start of every cumulative series), Unix nanoseconds.
+    pub(crate) start_unix_ns: u64,
     pub(crate) families: Vec<Family>,
 }
 
@@ -195,7 +197,12 @@ pub(crate) fn snapshot(report: &Report, cap: &mut PathCap) -> (Snapshot, Option<
     let mut families = path_families(&kept, other.as_ref());
     families.extend(gpu_families(report, cap));
     families.extend(llm_families(report));
-    (Snapshot { families }, warning)
+    let start_unix_ns = report.runs.first().map_or(0, |run| run.start_unix_ns);
+    let snapshot = Snapshot {
+        start_unix_ns,
+        families,
+    };
+    (snapshot, warning)
 }
 
 /// The span name of a path (its last element).

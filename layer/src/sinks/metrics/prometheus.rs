@@ -132,6 +132,7 @@ mod tests {
     fn histograms_are_cumulative_and_labels_escaped() {
         static BOUNDS: [f64; 2] = [0.001, 0.01];
         let snapshot = Snapshot {
+            start_unix_ns: 0,
             families: vec![Family {
                 name: "spanlab.span.duration",
                 prometheus: "spanlab_span_duration_seconds",
