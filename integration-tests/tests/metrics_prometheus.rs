@@ -171,10 +171,9 @@ fn prometheus_scrapes_the_exact_calls_and_a_p95_within_its_bucket() {
         },
     );
     assert_eq!(scraped, Some(calls as f64));
-    let quantile = format!(
-        r#"histogram_quantile(0.95, spanlab_span_duration_seconds_bucket{{path="epoch > forward"}})"#
-    );
-    let estimate = query(web_port, &quantile).expect("a p95 from Prometheus");
+    let quantile =
+        r#"histogram_quantile(0.95, spanlab_span_duration_seconds_bucket{path="epoch > forward"})"#;
+    let estimate = query(web_port, quantile).expect("a p95 from Prometheus");
     let bounds = exported_bounds();
     let k = bounds.partition_point(|&b| b < p95);
     let (low, high) = (if k == 0 { 0.0 } else { bounds[k - 1] }, bounds[k]);

@@ -347,6 +347,8 @@ fn open_prompts_jsonl(out: Option<&FileOutput>, errors: &mut Vec<ConfigError>) -
 
 /// Builds the core and the riders, starts export on the core's clock, prints the
 /// rejected settings, and makes the layer and its guard (not armed yet).
+// One argument per resolved part: the one place they all meet.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     gpu: GpuConfig,
     prompts: PromptBook,

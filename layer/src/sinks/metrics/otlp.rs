@@ -128,7 +128,7 @@ impl Pusher {
 /// The transport of one target.
 enum Sender {
     Grpc {
-        client: MetricsServiceClient<tonic::transport::Channel>,
+        client: Box<MetricsServiceClient<tonic::transport::Channel>>,
         metadata: tonic::metadata::MetadataMap,
     },
     Http {
@@ -216,7 +216,7 @@ fn sender(config: &ExportConfig) -> Result<Sender, String> {
                     .map_err(|e| format!("TLS: {e}"))?;
             }
             Ok(Sender::Grpc {
-                client: MetricsServiceClient::new(channel.connect_lazy()),
+                client: Box::new(MetricsServiceClient::new(channel.connect_lazy())),
                 metadata,
             })
         }

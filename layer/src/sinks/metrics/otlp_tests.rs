@@ -201,7 +201,8 @@ fn every_point_matches_the_json_report_while_traces_are_sampled_at_one_percent()
     assert!(traces.finished < 300, "{traces:?}");
 
     // Counters: calls and errors, cumulative and monotonic.
-    let counters: [(&str, fn(&crate::PathStats) -> u64); 2] = [
+    type Figure = fn(&crate::PathStats) -> u64;
+    let counters: [(&str, Figure); 2] = [
         ("spanlab.span.calls", |s| s.calls),
         ("spanlab.span.errors", |s| s.errors),
     ];

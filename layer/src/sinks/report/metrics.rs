@@ -31,13 +31,12 @@ impl MetricsReport {
         use std::fmt::Write;
         let n = super::text::thousands;
         let mut parts = Vec::new();
-        match &self.prometheus {
-            Some(url) => parts.push(format!(
+        if let Some(url) = &self.prometheus {
+            parts.push(format!(
                 "Prometheus {url}: {} scrapes ({} failed)",
                 n(self.scrapes),
                 n(self.failed_scrapes)
-            )),
-            None => {}
+            ));
         }
         if let Some(target) = &self.otlp {
             parts.push(format!(
