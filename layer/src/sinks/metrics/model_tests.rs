@@ -102,3 +102,57 @@ fn paths_beyond_the_cap_fold_into_other_with_one_warning() {
     assert_eq!(first, second);
     assert_eq!(cap.admitted.len(), 3);
 }
+
+#[test]
+fn gpu_spans_and_llm_calls_get_their_families() {
+    use crate::llm::{record, LlmCall};
+    use crate::riders::gpu::SimulatedGpu;
+    use std::sync::Arc;
+
+    let gpu = Arc::new(SimulatedGpu::new(1, 80 << 30));
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .gpu_probe(gpu.clone())
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("train", gpu = true).in_scope(|| gpu.alloc(0, 1 << 20));
+        for (input, output) in [(10, 1), (20, 2), (30, 3)] {
+            record(
+                LlmCall::new("tiny-1")
+                    .prompt("hi")
+                    .response("ho")
+                    .tokens(input, output),
+            );
+        }
+    });
+    let report = guard.report();
+    let (snapshot, _) = snapshot(&report, &mut PathCap::new(10));
+    let peak = snapshot
+        .family("spanlab.gpu.memory.peak")
+        .expect("a peak gauge");
+    assert_eq!(peak.kind, Kind::Gauge);
+    let point = point(peak, "train");
+    assert_eq!(point.attributes[2], ("gpu.device", "0".to_owned()));
+    assert_eq!(
+        point.value,
+        Value::Int(report.gpu.paths[0].max_peak_bytes),
+        "{report:?}"
+    );
+    let tokens = snapshot.family("gen_ai.client.token.usage").unwrap();
+    let sums: Vec<(String, u64, f64)> = tokens
+        .points
+        .iter()
+        .map(|p| match &p.value {
+            Value::Histogram(h) => (p.attributes[1].1.clone(), h.count, h.sum),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sums,
+        [("input".to_owned(), 3, 60.0), ("output".to_owned(), 3, 6.0)]
+    );
+    assert!(snapshot
+        .family("gen_ai.client.operation.duration")
+        .is_some());
+}
