@@ -210,7 +210,8 @@ impl Builder {
         self
     }
 
-    /// Turns export off whatever the environment says.
+    /// Turns export off whatever the environment says. (Live metrics are asked for on
+    /// their own, with `OTEL_METRICS_EXPORTER` or the builder.)
     pub fn no_export(mut self) -> Self {
         self.export.settings.disabled = true;
         self

@@ -86,3 +86,36 @@ fn a_taken_port_is_one_warning_and_the_run_goes_on() {
         .collect();
     assert_eq!(warnings.len(), 1, "{:?}", report.warnings);
 }
+
+#[test]
+fn otlp_metrics_without_an_endpoint_are_one_line_and_a_bad_endpoint_is_named_once() {
+    let env = Env::of(&[("OTEL_METRICS_EXPORTER", "otlp"), ("SPANLAB_REPORT", "off")]);
+    let (_layer, guard) = SpanLab::builder().build_with_env(&env);
+    let names: Vec<&str> = guard
+        .config_errors()
+        .iter()
+        .map(|e| e.source_name())
+        .collect();
+    assert_eq!(names, ["OTEL_METRICS_EXPORTER"]);
+    assert!(guard.report().metrics.unwrap().otlp.is_none());
+
+    #[cfg(feature = "otlp")]
+    {
+        let env = Env::of(&[
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
+            ("SPANLAB_REPORT", "off"),
+        ]);
+        let (_layer, guard) = SpanLab::builder().build_with_env(&env);
+        let names: Vec<&str> = guard
+            .config_errors()
+            .iter()
+            .map(|e| e.source_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "traces and metrics: one line"
+        );
+    }
+}
