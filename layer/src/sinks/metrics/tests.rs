@@ -119,3 +119,31 @@ fn otlp_metrics_without_an_endpoint_are_one_line_and_a_bad_endpoint_is_named_onc
         );
     }
 }
+
+#[test]
+fn the_metrics_section_survives_json_and_merges() {
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .prometheus("127.0.0.1:0")
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("step").in_scope(|| ());
+    });
+    let url = guard.report().metrics.unwrap().prometheus.unwrap();
+    scrape(&url);
+    scrape(&url);
+    let report = guard.report();
+    let json = report.to_json();
+    let read = crate::Report::from_json(&json).unwrap();
+    assert_eq!(read.metrics, report.metrics);
+    assert_eq!(read.metrics.as_ref().unwrap().scrapes, 2);
+    let merged = crate::Report::merge(&[read.clone(), read]).unwrap();
+    let merged = merged.metrics.unwrap();
+    assert_eq!((merged.scrapes, merged.prometheus), (4, Some(url)));
+    // A report from before live metrics (no `metrics` key) reads as none.
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value.as_object_mut().unwrap().remove("metrics");
+    let old = crate::Report::from_json(&value.to_string()).unwrap();
+    assert!(old.metrics.is_none());
+}

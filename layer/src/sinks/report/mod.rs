@@ -77,8 +77,7 @@ pub struct Report {
     pub prompts: PromptReport,
     /// Where OTLP export sent the finished spans; `None` when export is off.
     pub export: Option<ExportReport>,
-    /// Where live metrics went (Prometheus, OTLP); `None` when metrics are off. Not
-    /// carried by the JSON report.
+    /// Where live metrics went (Prometheus, OTLP); `None` when metrics are off.
     pub metrics: Option<MetricsReport>,
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).

@@ -184,6 +184,11 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
     let gpu = read_gpu(take(&mut top, "gpu", "")?)?;
     let prompts = read_prompts(take(&mut top, "prompts", "")?)?;
     let export: Option<ExportReport> = take(&mut top, "export", "")?;
+    // Reports written before live metrics existed have no `metrics` key: none.
+    let metrics: Option<super::MetricsReport> = match top.remove("metrics") {
+        Some(value) => serde_json::from_value(value).map_err(|e| invalid("metrics".into(), e))?,
+        None => None,
+    };
     Ok(Report {
         elapsed: Duration::from_nanos(elapsed_ns),
         runs,
@@ -193,7 +198,7 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         gpu,
         prompts,
         export,
-        metrics: None,
+        metrics,
         warnings,
     })
 }
