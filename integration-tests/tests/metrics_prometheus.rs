@@ -193,6 +193,14 @@ fn prometheus_scrapes_the_exact_calls_and_a_p95_within_its_bucket() {
     std::fs::write(&done, b"done").unwrap();
     let status = workload.0.wait().unwrap();
     assert!(status.success(), "{status}");
+    // The report written at exit counts the scrapes it served.
+    let last: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let metrics = &last["metrics"];
+    assert_eq!(
+        metrics["prometheus"].as_str(),
+        Some(format!("http://127.0.0.1:{metrics_port}/metrics").as_str())
+    );
+    assert!(metrics["scrapes"].as_u64().unwrap() >= 1, "{metrics}");
 }
 
 /// The path of `program` on `PATH`.
