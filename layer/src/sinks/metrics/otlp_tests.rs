@@ -287,3 +287,76 @@ fn a_receiver_that_is_down_is_one_warning_and_counted_failures() {
         .count();
     assert_eq!(warnings, 1, "{:?}", report.warnings);
 }
+
+/// The gRPC metrics service, recording every request.
+struct GrpcReceiver(Arc<Mutex<Vec<ExportMetricsServiceRequest>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService
+    for GrpcReceiver
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let team = request
+            .metadata()
+            .get("x-team")
+            .map(|v| v.to_str().unwrap_or("?"));
+        assert_eq!(team, Some("ml"), "the header travels as gRPC metadata");
+        self.0.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[test]
+fn grpc_carries_the_same_points() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let service = GrpcReceiver(got.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _none = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(MetricsServiceServer::new(service))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+    });
+    let endpoint = format!("http://{}", rx.recv().unwrap());
+    let env = Env::of(&[
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=ml"),
+        ("SPANLAB_REPORT", "off"),
+    ]);
+    let (layer, guard) = SpanLab::builder().build_with_env(&env);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..42 {
+            info_span!("step").in_scope(|| ());
+        }
+    });
+    drop(guard); // the interval is a minute: this is the only export
+    let requests = got.lock().unwrap();
+    assert_eq!(requests.len(), 1);
+    let Some(metric::Data::Sum(calls)) = &metric(&requests[0], "spanlab.span.calls").data else {
+        panic!("a sum")
+    };
+    assert_eq!(
+        calls.data_points[0].value,
+        Some(number_data_point::Value::AsInt(42))
+    );
+}
