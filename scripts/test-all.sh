@@ -4,13 +4,18 @@
 #   bash scripts/test-all.sh
 #
 # Installs, besides the Rust crates cargo fetches itself, the Phoenix OTLP receiver
-# (scripts/install-phoenix.sh: a Python venv in .phoenix-venv; needs python3).
+# (scripts/install-phoenix.sh: a Python venv in .phoenix-venv; needs python3), and
+# Prometheus (Debian's `prometheus` package, with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Phoenix, the real OTLP receiver the end-to-end tests export to (a venv in .phoenix-venv).
 SPANLAB_PHOENIX="$(bash scripts/install-phoenix.sh)"
 export SPANLAB_PHOENIX
+
+# Prometheus, the real scraper of the live-metrics test (Debian's package). Its
+# postinst may start a service; the test starts its own on free ports instead.
+command -v prometheus >/dev/null || (apt-get update && apt-get install -y prometheus)
 
 echo "== unit, integration and doc tests (the benchmarks run once each as smoke tests)"
 cargo test --workspace --all-targets

@@ -559,6 +559,48 @@ fn collector_config_has_the_settings_the_readme_relies_on() {
 }
 
 #[test]
+fn collector_config_has_a_metrics_pipeline_from_otlp_to_a_published_prometheus_endpoint() {
+    let cfg = load(&collector_file());
+    let metrics = &cfg["service"]["pipelines"]["metrics"];
+    let list = |key: &str| -> Vec<String> {
+        metrics[key]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(list("receivers"), ["otlp"], "{metrics:?}");
+    assert_eq!(
+        list("processors").first().map(String::as_str),
+        Some("memory_limiter")
+    );
+    let exporters = list("exporters");
+    let prometheus = exporters
+        .iter()
+        .find(|id| component_type(id) == "prometheus")
+        .expect("a prometheus exporter in the metrics pipeline");
+    let endpoint = cfg["exporters"][prometheus.as_str()]["endpoint"]
+        .as_str()
+        .expect("the prometheus exporter's endpoint");
+    let (host, port) = host_port(endpoint).expect("host:port");
+    assert_eq!(host, "0.0.0.0", "reachable through the published port");
+    let compose = load(&compose_file());
+    let published = compose["services"][COLLECTOR]["ports"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| parse_port(entry).ok())
+        .any(|p| p.container == port && p.host == Some(port));
+    assert!(published, "{COLLECTOR} does not publish {port}");
+    assert_eq!(
+        cfg["exporters"][prometheus.as_str()]["resource_to_telemetry_conversion"]["enabled"]
+            .as_bool(),
+        Some(true)
+    );
+}
+
+#[test]
 fn compose_file_runs_jaeger_and_the_collector_with_this_config_and_the_readme_ports() {
     assert_no_problems(
         "collector-config/compose.yaml",

@@ -14,6 +14,12 @@
 //! * `spanlab_snapshots`: the same, with a snapshot of the JSON report written every
 //!   100 ms (to a file in the target's temporary folder) by spanlab's snapshot thread,
 //!   which reads the aggregates while the spans are made;
+//! * `spanlab_live_metrics` (interleaved profiling tables only): the same, with live
+//!   metrics on — OTLP metrics every 100 ms to an HTTP sink in this process, and the
+//!   Prometheus endpoint scraped in a loop by a thread of its own, every 10 ms (a
+//!   hundred times Prometheus' fastest usual interval; back to back, the scraper would
+//!   take a whole core of the two the tables run on, which measures the machine, not
+//!   the layer);
 //! * `spanlab_export_noop`: spanlab exporting every span (queue, exporter thread,
 //!   conversion to `SpanData`) to an exporter that only counts;
 //! * `spanlab_export_grpc`: the same, over OTLP/gRPC to an in-process tonic receiver;
@@ -425,20 +431,129 @@ fn two_threads(c: &mut Criterion) {
 fn interleaved_ratios() {
     const ROUNDS: usize = 201;
     const LIFECYCLES: u64 = 20_000;
+    // A smoke run (`SPANLAB_BENCH_ROUNDS=3`) checks the tables run, not the figures.
+    let rounds = std::env::var("SPANLAB_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
     for threads in [1, 2] {
         // Fresh subscribers per table, so the delivery counts below are its own.
-        interleaved(
-            "profiling",
-            profiling_variants(),
-            threads,
-            ROUNDS,
-            LIFECYCLES,
-        );
+        let mut profiling = profiling_variants();
+        let live = LiveMetrics::start();
+        profiling.push(Variant {
+            name: "spanlab_live_metrics",
+            subscriber: live.subscriber,
+            delivered: None,
+            guard: None,
+        });
+        interleaved("profiling", profiling, threads, rounds, LIFECYCLES);
+        live.stop();
         let mut export = profiling_variants();
         export.retain(|v| v.name == "registry_empty_layer");
         export.extend(export_variants());
-        interleaved("export", export, threads, ROUNDS, LIFECYCLES);
+        interleaved("export", export, threads, rounds, LIFECYCLES);
     }
+}
+
+/// spanlab profiling with live metrics on: OTLP metrics every 100 ms (to an HTTP sink
+/// that answers every request with 200) and the Prometheus endpoint scraped every
+/// 10 ms by a thread. Trace export stays off (`no_export`): this is the profile-only
+/// variant plus metrics.
+struct LiveMetrics {
+    subscriber: &'static (dyn Subscriber + Send + Sync),
+    guard: spanlab::Guard,
+    scraper: std::thread::JoinHandle<u64>,
+}
+
+impl LiveMetrics {
+    fn start() -> LiveMetrics {
+        let sink = http_sink();
+        let (layer, guard) = spanlab_builder()
+            .otlp_endpoint(sink)
+            .no_export()
+            .otlp_metrics(true)
+            .metrics_interval(Duration::from_millis(100))
+            .prometheus("127.0.0.1:0")
+            .build();
+        let url = guard.report().metrics.and_then(|m| m.prometheus);
+        let addr = url.expect("the Prometheus endpoint listens");
+        let addr = addr
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics")
+            .to_owned();
+        // Scrapes until the endpoint is gone (the guard's drop).
+        let scraper = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut scrapes = 0u64;
+            while let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+                let mut body = Vec::new();
+                let ok = stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\n\r\n")
+                    .and_then(|()| stream.read_to_end(&mut body));
+                if ok.is_err() || body.is_empty() {
+                    break;
+                }
+                scrapes += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            scrapes
+        });
+        LiveMetrics {
+            subscriber: Box::leak(Box::new(tracing_subscriber::registry().with(layer))),
+            guard,
+            scraper,
+        }
+    }
+
+    /// Stops serving and pushing, and says how much was done.
+    fn stop(self) {
+        let before = self.guard.report().metrics.unwrap_or_default();
+        drop(self.guard);
+        let scrapes = self.scraper.join().unwrap_or(0);
+        println!(
+            "  (spanlab_live_metrics: {scrapes} scrapes, {} OTLP metric exports, {} failed)",
+            before.otlp_exports, before.otlp_failed_exports
+        );
+    }
+}
+
+/// An HTTP/1.1 endpoint that reads each request and answers 200, for OTLP metrics to
+/// go somewhere; returns its base URL.
+fn http_sink() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = line.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = header.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if reader.read_exact(&mut body).is_err() || writer.write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// Runs `lifecycles` per thread on `threads` threads under each variant in turn, for

@@ -14,6 +14,7 @@ use std::sync::{Arc, Once, OnceLock};
 
 use crate::config::{ConfigError, Outputs};
 use crate::profile::Profile;
+use crate::sinks::metrics::Metrics;
 use crate::sinks::report::Report;
 use crate::sinks::snapshots::{ReportWriter, SnapshotRounds, Snapshotter, Stamp};
 
@@ -25,6 +26,9 @@ pub(crate) struct Emitter {
     config_errors: Vec<ConfigError>,
     snapshots: OnceLock<Snapshotter>,
     once: Once,
+    /// Live metrics, when on: stopped before the report, which gets their section (as
+    /// does every snapshot).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Emitter {
@@ -35,11 +39,18 @@ impl Emitter {
             config_errors,
             snapshots: OnceLock::new(),
             once: Once::new(),
+            metrics: None,
         }
     }
 
+    /// The same emitter, with the run's live metrics.
+    pub(crate) fn with_metrics(mut self, metrics: Option<Metrics>) -> Self {
+        self.metrics = metrics.map(Arc::new);
+        self
+    }
+
     fn report(&self) -> Report {
-        report_of(&self.profile, &self.config_errors)
+        report_of(&self.profile, &self.config_errors, self.metrics.as_deref())
     }
 
     /// Writes the report unless it was written already (then returns once it is).
@@ -59,7 +70,11 @@ impl Emitter {
             return;
         };
         let (profile, errors) = (self.profile.clone(), self.config_errors.clone());
-        let rounds = SnapshotRounds::new(move || report_of(&profile, &errors), self.writer.clone());
+        let metrics = self.metrics.clone();
+        let rounds = SnapshotRounds::new(
+            move || report_of(&profile, &errors, metrics.as_deref()),
+            self.writer.clone(),
+        );
         match Snapshotter::start(interval, rounds) {
             Ok(snapshots) => {
                 let _ = self.snapshots.set(snapshots);
@@ -89,16 +104,28 @@ impl Emitter {
     fn emit(&self) {
         let sequence = self.stop_snapshots();
         self.profile.finish_export();
+        if let Some(metrics) = &self.metrics {
+            metrics.finish();
+        }
         let mut report = self.report();
         self.writer.write(&mut report, Stamp::Final(sequence));
     }
 }
 
-/// The report of `profile` now, with the configuration's warnings first.
-fn report_of(profile: &Profile, config_errors: &[ConfigError]) -> Report {
+/// The report of `profile` now, with the configuration's warnings first and the live
+/// metrics' section when they are on.
+fn report_of(
+    profile: &Profile,
+    config_errors: &[ConfigError],
+    metrics: Option<&Metrics>,
+) -> Report {
     let mut report = profile.report();
     let config = config_errors.iter().map(ToString::to_string);
     report.warnings.splice(0..0, config);
+    if let Some(metrics) = metrics {
+        report.metrics = Some(metrics.report());
+        report.warnings.extend(metrics.warnings());
+    }
     report
 }
 

@@ -53,6 +53,7 @@
 //!                        |      closed spans and aggregates, through the core's readers
 //!                        v
 //!                      sinks/   report (text, JSON, folded), export (OTLP traces)
+//!                               metrics (live: Prometheus /metrics, OTLP metrics)
 //! ```
 //!
 //! * `core/` names no rider and no sink. Everything a span carries besides its timing

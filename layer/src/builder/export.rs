@@ -9,6 +9,7 @@ use crate::core::clock::Clock;
 use crate::core::sync::LockUnpoisoned;
 use crate::sinks::export::config::{self, ExportConfig, ExportSettings, Protocol, Sampler};
 use crate::sinks::export::{DynExporter, Export, ExportRider};
+use crate::sinks::metrics::OtlpTarget;
 use crate::Builder;
 
 /// What the builder holds for export.
@@ -209,7 +210,8 @@ impl Builder {
         self
     }
 
-    /// Turns export off whatever the environment says.
+    /// Turns export off whatever the environment says. (Live metrics are asked for on
+    /// their own, with `OTEL_METRICS_EXPORTER` or the builder.)
     pub fn no_export(mut self) -> Self {
         self.export.settings.disabled = true;
         self
@@ -243,4 +245,32 @@ impl Builder {
         self.export.settings.has_custom_exporter = true;
         self
     }
+}
+
+/// Where OTLP metrics go: the export settings under the metrics variables. A value
+/// traces rejected already is not named twice.
+pub(crate) fn metrics_target(
+    options: &ExportOptions,
+    env: &Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<OtlpTarget> {
+    let (config, rejected) = config::resolve_metrics(&options.settings, env);
+    let any_rejected = !rejected.is_empty();
+    for e in rejected {
+        let named = errors
+            .iter()
+            .any(|x| x.source_name() == e.source_name() && x.value() == e.value());
+        if !named {
+            errors.push(e);
+        }
+    }
+    if config.is_none() && !any_rejected {
+        errors.push(ConfigError::new(
+            "OTEL_METRICS_EXPORTER",
+            "otlp",
+            "OTLP metrics need an endpoint (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or \
+             OTEL_EXPORTER_OTLP_ENDPOINT); no OTLP metrics",
+        ));
+    }
+    Some(OtlpTarget::new(config?, env))
 }

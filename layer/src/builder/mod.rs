@@ -5,6 +5,7 @@
 #[cfg_attr(feature = "otlp", path = "export.rs")]
 #[cfg_attr(not(feature = "otlp"), path = "no_export.rs")]
 mod export;
+mod metrics;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::layer::SpanLabLayer;
 use crate::profile::Profile;
 use crate::riders::gpu::{GpuConfig, GpuProbe};
 use crate::riders::llm::{PromptBook, Redactor};
+use crate::sinks::metrics::{Metrics, MetricsConfig, MetricsSettings, OtlpTarget};
 use crate::sinks::report::RunInfo;
 
 /// Entry point for configuring spanlab: `SpanLab::builder()`.
@@ -59,6 +61,7 @@ pub struct Builder {
     gpu: GpuConfig,
     prompts: PromptSettings,
     pub(crate) export: export::ExportOptions,
+    metrics: MetricsSettings,
 }
 
 /// The builder's prompt-record settings.
@@ -238,11 +241,11 @@ impl Builder {
         (layer, guard.arm())
     }
 
-    /// [`Builder::build`], reading `env` instead of the process's environment (tests).
+    /// [`Builder::build`] reading `env` instead of the process's environment (tests).
     #[cfg(test)]
     #[allow(dead_code)] // used by export's tests, which may be compiled out
-    pub(crate) fn build_with_env(self, env: Env) -> (SpanLabLayer, Guard) {
-        let env = self.environment(|| env);
+    pub(crate) fn build_with_env(self, env: &Env) -> (SpanLabLayer, Guard) {
+        let env = self.environment(|| env.clone());
         let (layer, guard) = self.build_unarmed(&env);
         (layer, guard.arm())
     }
@@ -270,6 +273,16 @@ impl Builder {
         let jsonl = open_prompts_jsonl(outputs.prompts_jsonl.as_ref(), &mut errors);
         let prompts = self.prompts.into_book(jsonl);
         let export = export::plan(&self.export, env, &mut errors);
+        let (metrics, rejected) =
+            crate::sinks::metrics::config::resolve(&self.metrics, env, &process);
+        errors.extend(rejected);
+        let metrics = metrics.map(|config| {
+            let otlp = config
+                .otlp
+                .then(|| export::metrics_target(&self.export, env, &mut errors))
+                .flatten();
+            (config, otlp)
+        });
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
         assemble(
@@ -280,6 +293,7 @@ impl Builder {
             self.report_on_signal,
             export,
             run,
+            metrics,
         )
     }
 
@@ -359,6 +373,8 @@ fn open_prompts_jsonl(out: Option<&FileOutput>, errors: &mut Vec<ConfigError>) -
 
 /// Builds the core and the riders, starts export on the core's clock, prints the
 /// rejected settings, and makes the layer and its guard (not armed yet).
+// One argument per resolved part: the one place they all meet.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     gpu: GpuConfig,
     prompts: PromptBook,
@@ -367,6 +383,7 @@ fn assemble(
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
     run: RunInfo,
+    metrics: Option<(MetricsConfig, Option<OtlpTarget>)>,
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
@@ -377,11 +394,12 @@ fn assemble(
         print_stderr(&format!("spanlab: ignoring {e}\n"));
     }
     let run = Arc::new(run);
-    let emitter = Arc::new(Emitter::new(
-        Profile::from_assembly(lab.clone(), run.clone()),
-        outputs,
-        errors,
-    ));
+    let profile = Profile::from_assembly(lab.clone(), run.clone());
+    let metrics = metrics.map(|(config, otlp)| {
+        let reading = profile.clone();
+        Metrics::start(&config, otlp, Arc::new(move || reading.report()))
+    });
+    let emitter = Arc::new(Emitter::new(profile, outputs, errors).with_metrics(metrics));
     (
         SpanLabLayer::new(lab, run),
         UnarmedGuard {

@@ -5,6 +5,7 @@
 use crate::config::{ConfigError, Env};
 use crate::core::clock::Clock;
 use crate::lab::ExportRider;
+use crate::sinks::metrics::OtlpTarget;
 
 /// No export options.
 #[derive(Clone, Debug, Default)]
@@ -30,4 +31,18 @@ impl ExportPlan<'_> {
     pub(crate) fn start(self, _clock: Clock, _errors: &mut [ConfigError]) -> ExportRider {
         ExportRider
     }
+}
+
+/// OTLP metrics need the `otlp` feature: asked for without it, one line says so.
+pub(crate) fn metrics_target(
+    _options: &ExportOptions,
+    _env: &Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<OtlpTarget> {
+    errors.push(ConfigError::new(
+        "OTEL_METRICS_EXPORTER",
+        "otlp",
+        "OTLP metrics need spanlab's `otlp` feature; no OTLP metrics",
+    ));
+    None
 }

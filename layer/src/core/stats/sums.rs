@@ -145,6 +145,10 @@ impl Histogram {
     /// ```
     pub const LAYOUT: &'static str = "ns-log-linear-256";
 
+    /// The number of buckets in the layout (tests).
+    #[cfg(test)]
+    pub(crate) const BUCKET_COUNT: u32 = BUCKETS;
+
     /// The number of values counted.
     ///
     /// ```

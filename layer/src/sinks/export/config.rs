@@ -17,6 +17,7 @@
 //! | `OTEL_SERVICE_NAME` | the `service.name` resource attribute | the executable's name |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...` added to the resource | none |
 //! | `OTEL_SDK_DISABLED` | `true` turns export off | `false` |
+//! | `OTEL_TRACES_EXPORTER` | `otlp`, or `none` to turn trace export off | `otlp` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | the ratio for the `*traceidratio` samplers, 0 to 1 | `1.0` |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for export before new ones are dropped | `65536` |
@@ -26,6 +27,9 @@
 //! | `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` | `true` exports prompt and response text | `false` |
 //! | `SPANLAB_OTLP_FLUSH_TIMEOUT` | milliseconds the guard waits for the last answers (not at all for an unreachable receiver) | `5000` |
 //! | `TRACEPARENT` | W3C trace context: the run's root spans join that trace | none |
+//!
+//! OTLP metrics (`sinks/metrics`) read the same transport variables, their
+//! `_METRICS_` forms first (`resolve_metrics`).
 
 use std::time::Duration;
 
@@ -298,8 +302,15 @@ pub(crate) fn resolve(
 ) -> (Option<ExportConfig>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let disabled = parsed(env, "OTEL_SDK_DISABLED", parse_bool, &mut errors).unwrap_or(false);
+    let traces_on = parsed(
+        env,
+        "OTEL_TRACES_EXPORTER",
+        parse_traces_exporter,
+        &mut errors,
+    )
+    .unwrap_or(true);
     let mut config = from_builder(settings);
-    let broken = apply_transport(&mut config, settings, env, &mut errors);
+    let broken = apply_transport(&mut config, settings, env, &mut errors, Signal::Traces);
     apply_resource(&mut config, env, &mut errors);
     let sampler = parsed(
         env,
@@ -323,7 +334,7 @@ pub(crate) fn resolve(
         config.remote_parent = Some(parent);
     }
     let wanted = config.endpoint.is_some() || settings.has_custom_exporter;
-    if disabled || settings.disabled || broken || !wanted {
+    if disabled || settings.disabled || broken || !wanted || !traces_on {
         return (None, errors);
     }
     (Some(config), errors)
@@ -361,32 +372,22 @@ fn apply_transport(
     settings: &ExportSettings,
     env: &Env,
     errors: &mut Vec<ConfigError>,
+    signal: Signal,
 ) -> bool {
+    let vars = signal.vars();
     let rejected_before = errors.len();
-    let protocol = pick(
-        env,
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    );
+    let protocol = pick(env, vars.protocol, "OTEL_EXPORTER_OTLP_PROTOCOL");
     if let Some(protocol) = parse_found(protocol, Protocol::parse, errors) {
         config.protocol = protocol;
     }
-    config.endpoint = endpoint(config.protocol, settings, env, errors);
-    let headers = pick(
-        env,
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    );
+    config.endpoint = endpoint(config.protocol, settings, env, errors, signal);
+    let headers = pick(env, vars.headers, "OTEL_EXPORTER_OTLP_HEADERS");
     for (k, v) in parse_found(headers, parse_pairs, errors).unwrap_or_default() {
         config.headers.retain(|(existing, _)| *existing != k);
         config.headers.push((k, v));
     }
     let broken = errors.len() > rejected_before;
-    let timeout = pick(
-        env,
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    );
+    let timeout = pick(env, vars.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT");
     if let Some(timeout) = parse_found(timeout, parse_millis, errors) {
         config.timeout = timeout;
     }
@@ -399,13 +400,11 @@ fn endpoint(
     settings: &ExportSettings,
     env: &Env,
     errors: &mut Vec<ConfigError>,
+    signal: Signal,
 ) -> Option<String> {
-    let (value, source, full_url) = match pick(
-        env,
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ) {
-        Some((v, var)) => (v.to_string(), var, var.contains("TRACES")),
+    let vars = signal.vars();
+    let (value, source, full_url) = match pick(env, vars.endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Some((v, var)) => (v.to_string(), var, var == vars.endpoint),
         None => (settings.endpoint.clone()?, "Builder::otlp_endpoint", false),
     };
     if let Err(problem) = check_endpoint(&value) {
@@ -413,12 +412,72 @@ fn endpoint(
         return None;
     }
     Some(match protocol {
-        // HTTP: a base URL gets the traces path; a signal URL is used as is.
+        // HTTP: a base URL gets the signal's path; a signal URL is used as is.
         Protocol::HttpProtobuf if !full_url => {
-            format!("{}/v1/traces", value.trim_end_matches('/'))
+            format!("{}{}", value.trim_end_matches('/'), vars.path)
         }
         _ => value,
     })
+}
+
+/// What OTLP sends: the transport variables come in a form per signal
+/// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, …),
+/// which wins over the general one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+}
+
+/// A signal's own variables and HTTP path.
+struct SignalVars {
+    endpoint: &'static str,
+    protocol: &'static str,
+    headers: &'static str,
+    timeout: &'static str,
+    path: &'static str,
+}
+
+impl Signal {
+    fn vars(self) -> SignalVars {
+        match self {
+            Signal::Traces => SignalVars {
+                endpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                protocol: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                headers: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                timeout: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                path: "/v1/traces",
+            },
+            Signal::Metrics => SignalVars {
+                endpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                protocol: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                headers: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                timeout: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                path: "/v1/metrics",
+            },
+        }
+    }
+}
+
+/// The transport, resource and flush timeout of OTLP *metrics*: the builder's export
+/// settings under the same variables as traces, their `_METRICS_` forms first (and
+/// `/v1/metrics` appended to an HTTP base URL). The sampler, batching and
+/// `OTEL_TRACES_EXPORTER` do not apply. `None`: no endpoint, or a rejected one.
+pub(crate) fn resolve_metrics(
+    settings: &ExportSettings,
+    env: &Env,
+) -> (Option<ExportConfig>, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut config = from_builder(settings);
+    let broken = apply_transport(&mut config, settings, env, &mut errors, Signal::Metrics);
+    apply_resource(&mut config, env, &mut errors);
+    if let Some(d) = parsed(env, "SPANLAB_OTLP_FLUSH_TIMEOUT", parse_millis, &mut errors) {
+        config.flush_timeout = d;
+    }
+    if broken || config.endpoint.is_none() {
+        return (None, errors);
+    }
+    (Some(config), errors)
 }
 
 /// The service name and extra resource attributes.
@@ -557,6 +616,18 @@ fn parse_positive(value: &str) -> Result<usize, String> {
     }
 }
 
+/// `OTEL_TRACES_EXPORTER`: whether traces are exported. The specification's value is
+/// a comma-separated list of exporters; spanlab has one, `otlp`, and `none` alone
+/// turns trace export off (the builder's custom exporter too: the environment wins).
+fn parse_traces_exporter(value: &str) -> Result<bool, String> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    match items[..] {
+        ["none"] => Ok(false),
+        _ if items.iter().all(|i| *i == "otlp") => Ok(true),
+        _ => Err("expected `otlp` or `none`".into()),
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -578,6 +649,50 @@ mod tests {
         let (config, errors) = resolve_env(&[("OTEL_SERVICE_NAME", "x")]);
         assert!(config.is_none());
         assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn traces_exporter_none_turns_export_off_and_an_unknown_value_is_named() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318");
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "none")]);
+        assert!(config.is_none());
+        assert!(errors.is_empty());
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert!(config.is_some());
+        assert!(errors.is_empty());
+        let (config, errors) = resolve_env(&[base, ("OTEL_TRACES_EXPORTER", "zipkin")]);
+        assert!(config.is_some(), "an unknown value keeps the default (on)");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].source_name(), "OTEL_TRACES_EXPORTER");
+    }
+
+    #[test]
+    fn metrics_read_their_own_variables_first_and_the_metrics_path() {
+        let (config, errors) = resolve_metrics(
+            &ExportSettings::default(),
+            &Env::of(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "250"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "999"),
+                ("OTEL_TRACES_EXPORTER", "none"),
+            ]),
+        );
+        assert!(errors.is_empty());
+        let config = config.unwrap();
+        assert_eq!(config.endpoint.as_deref(), Some("http://h:4318/v1/metrics"));
+        assert_eq!(config.timeout, Duration::from_millis(250));
+        let (config, _) = resolve_metrics(
+            &ExportSettings::default(),
+            &Env::of(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:1/x"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ]),
+        );
+        let config = config.unwrap();
+        assert_eq!(config.endpoint.as_deref(), Some("http://m:1/x"));
+        assert_eq!(config.protocol, Protocol::Grpc);
+        let (config, _) = resolve_metrics(&ExportSettings::default(), &Env::of(&[]));
+        assert!(config.is_none());
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn with_env(keep: &Keep, vars: &[(&str, &str)]) -> (SpanLabLayer, Guard) {
         .report_to(crate::ReportTarget::Off)
         .otlp_exporter(keep.clone())
         .otlp_schedule_delay(Duration::from_millis(20))
-        .build_with_env(Env::of(vars))
+        .build_with_env(&Env::of(vars))
 }
 
 /// Runs `f` under the built layer, then flushes (guard drop): `f`'s result and the

@@ -85,7 +85,7 @@ pub mod genai;
 pub(crate) mod hooks;
 pub(crate) mod pipeline;
 pub(crate) mod span;
-mod transport;
+pub(crate) mod transport;
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering::*};

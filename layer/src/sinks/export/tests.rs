@@ -646,3 +646,29 @@ fn an_exporter_that_panics_fails_its_batch_and_the_flush_still_ends() {
         .last_error
         .is_some_and(|e| e.contains("without an answer")));
 }
+
+#[test]
+fn traces_exporter_none_sends_nothing_to_a_recording_receiver() {
+    use crate::config::Env;
+    let receiver = super::slow_receiver::SlowReceiver::http(Duration::ZERO);
+    for (value, sent) in [("none", false), ("otlp", true)] {
+        let env = Env::of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_TRACES_EXPORTER", value),
+            ("SPANLAB_REPORT", "off"),
+        ]);
+        let before = receiver.spans().0;
+        let (layer, guard) = SpanLab::builder().build_with_env(&env);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for _ in 0..10 {
+                info_span!("step").in_scope(|| ());
+            }
+        });
+        guard.profile().finish_export();
+        assert_eq!(guard.report().export.is_some(), sent, "{value}");
+        assert!(guard.config_errors().is_empty(), "{value}");
+        drop(guard);
+        let received = receiver.spans().0 - before;
+        assert_eq!(received, if sent { 10 } else { 0 }, "{value}");
+    }
+}

@@ -82,7 +82,7 @@ pub(crate) fn build(
 }
 
 /// rustls with *ring* and the system's root certificates.
-fn rustls_config() -> Result<rustls::ClientConfig, String> {
+pub(crate) fn rustls_config() -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable certificates are skipped; an empty store only matters for https.
     let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);

@@ -94,6 +94,13 @@
 //!     "last_error": null,            // string: the last failure's message
 //!     "pending": 0                   // queued_at_exit + in_flight_at_exit (schema 1's field)
 //!   },
+//!   "metrics": {                     // live metrics, or null when off (absent: read as null)
+//!     "prometheus": "http://127.0.0.1:9464/metrics",  // string or null: the endpoint served
+//!     "scrapes": 120, "failed_scrapes": 0,            // integers
+//!     "otlp": null,                  // string or null: "http/protobuf http://…/v1/metrics"
+//!     "otlp_exports": 0, "otlp_failed_exports": 0,    // integers; merged reports add them
+//!     "last_error": null             // string or null: a taken port, the last failed export
+//!   },
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -234,6 +241,7 @@ struct JsonReport<'a> {
     gpu: JsonGpu<'a>,
     prompts: JsonPrompts<'a>,
     export: Option<super::export::JsonExport<'a>>,
+    metrics: Option<&'a super::MetricsReport>,
 }
 
 #[derive(Serialize)]
@@ -398,6 +406,7 @@ pub(super) fn render(r: &Report) -> String {
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
         export: r.export.as_ref().map(super::export::JsonExport::from),
+        metrics: r.metrics.as_ref(),
         prompts: JsonPrompts {
             models: r
                 .prompts

@@ -116,6 +116,13 @@ impl Report {
                 None => export = Some(e.clone()),
             }
         }
+        let mut metrics = None::<super::MetricsReport>;
+        for m in reports.iter().filter_map(|r| r.metrics.as_ref()) {
+            match &mut metrics {
+                Some(merged) => merged.merge(m),
+                None => metrics = Some(m.clone()),
+            }
+        }
         Ok(Report {
             elapsed: reports
                 .iter()
@@ -132,6 +139,7 @@ impl Report {
             gpu: merge_gpu(reports)?,
             prompts: merge_prompts(reports)?,
             export,
+            metrics,
             warnings,
             // As complete as the least complete input: final only when all are, and the
             // smallest sequence (like `all`, associative, and a merge of one is itself).

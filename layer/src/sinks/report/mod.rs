@@ -38,6 +38,7 @@
 mod export;
 pub mod json;
 mod merge;
+mod metrics;
 mod read;
 mod run;
 mod text;
@@ -46,6 +47,7 @@ use std::time::Duration;
 
 pub use export::{ExportReport, FlushOutcome};
 pub use merge::MergeError;
+pub use metrics::MetricsReport;
 pub use read::ReportError;
 pub use run::RunInfo;
 
@@ -75,6 +77,8 @@ pub struct Report {
     pub prompts: PromptReport,
     /// Where OTLP export sent the finished spans; `None` when export is off.
     pub export: Option<ExportReport>,
+    /// Where live metrics went (Prometheus, OTLP); `None` when metrics are off.
+    pub metrics: Option<MetricsReport>,
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
@@ -111,6 +115,7 @@ impl Report {
             gpu: GpuReport::default(),
             prompts: PromptReport::default(),
             export: None,
+            metrics: None,
             warnings: Vec::new(),
             is_final: false,
             sequence: 0,

@@ -187,6 +187,11 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
     // Added within /2 by snapshots: a file without them was written once, at exit.
     let is_final = take_or(&mut top, "final", true)?;
     let sequence = take_or(&mut top, "sequence", 0)?;
+    // Reports written before live metrics existed have no `metrics` key: none.
+    let metrics: Option<super::MetricsReport> = match top.remove("metrics") {
+        Some(value) => serde_json::from_value(value).map_err(|e| invalid("metrics".into(), e))?,
+        None => None,
+    };
     Ok(Report {
         elapsed: Duration::from_nanos(elapsed_ns),
         runs,
@@ -196,6 +201,7 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         gpu,
         prompts,
         export,
+        metrics,
         warnings,
         is_final,
         sequence,

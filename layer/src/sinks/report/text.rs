@@ -16,6 +16,9 @@ pub(super) fn render(r: &Report) -> String {
     if let Some(export) = &r.export {
         export.render(&mut out);
     }
+    if let Some(metrics) = &r.metrics {
+        metrics.render(&mut out);
+    }
     render_never_entered(&mut out, r.spans_never_entered);
     render_warnings(&mut out, &r.warnings);
     out

@@ -1,0 +1,158 @@
+//! The model against the report it is made from.
+
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+use super::*;
+use crate::SpanLab;
+
+/// A report of `epoch > forward` ×30, `epoch > backward` ×20 (one error each fifth),
+/// `epoch` ×10, and `extra{k}` roots ×1 each.
+fn report(extra: usize) -> Report {
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..10 {
+            let _epoch = info_span!("epoch").entered();
+            for _ in 0..3 {
+                info_span!("forward").in_scope(|| std::hint::black_box(i));
+            }
+            for j in 0..2 {
+                info_span!("backward").in_scope(|| {
+                    if (i * 2 + j) % 5 == 0 {
+                        tracing::error!("bad step");
+                    }
+                });
+            }
+        }
+        for k in 0..extra {
+            let name: &'static str = Box::leak(format!("extra{k}").into_boxed_str());
+            let span = tracing::span!(tracing::Level::INFO, "extra", name = name);
+            span.in_scope(|| ());
+        }
+    });
+    guard.report()
+}
+
+fn point<'s>(family: &'s Family, path: &str) -> &'s Point {
+    family
+        .points
+        .iter()
+        .find(|p| p.attributes[0] == ("spanlab.path", path.to_owned()))
+        .unwrap_or_else(|| panic!("{path} in {}", family.name))
+}
+
+#[test]
+fn every_path_gets_exact_counts_sums_and_buckets() {
+    let report = report(0);
+    let (snapshot, warning) = snapshot(&report, &mut PathCap::new(100));
+    assert!(warning.is_none());
+    let duration = snapshot.family("spanlab.span.duration").unwrap();
+    let calls = snapshot.family("spanlab.span.calls").unwrap();
+    let errors = snapshot.family("spanlab.span.errors").unwrap();
+    assert_eq!(duration.points.len(), 3);
+    for stats in &report.paths {
+        let path = stats.path_string();
+        let Value::Histogram(h) = &point(duration, &path).value else {
+            panic!("a histogram")
+        };
+        assert_eq!(h.count, stats.calls);
+        assert_eq!(h.counts.iter().sum::<u64>(), stats.calls);
+        assert_eq!(h.counts, buckets::rebucket(&stats.sums.wall.histogram));
+        assert_eq!(h.sum, stats.sums.wall.sum_ns as f64 / 1e9);
+        assert_eq!(point(calls, &path).value, Value::Int(stats.calls));
+        assert_eq!(point(errors, &path).value, Value::Int(stats.errors));
+        assert_eq!(
+            point(duration, &path).attributes[1].1,
+            stats.path.last().unwrap().as_ref()
+        );
+    }
+    assert_eq!(
+        point(calls, "epoch > forward").value,
+        Value::Int(30),
+        "{snapshot:?}"
+    );
+    assert_eq!(point(errors, "epoch > backward").value, Value::Int(4));
+}
+
+#[test]
+fn paths_beyond_the_cap_fold_into_other_with_one_warning() {
+    let report = report(5);
+    let mut cap = PathCap::new(3);
+    let (first, warning) = snapshot(&report, &mut cap);
+    let warning = warning.expect("a warning at the first fold");
+    assert!(warning.contains("SPANLAB_METRICS_MAX_PATHS"), "{warning}");
+    let calls = first.family("spanlab.span.calls").unwrap();
+    assert_eq!(calls.points.len(), 4, "three paths and (other)");
+    assert_eq!(point(calls, OTHER).value, Value::Int(5));
+    let total: u64 = calls
+        .points
+        .iter()
+        .map(|p| match p.value {
+            Value::Int(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, report.paths.iter().map(|p| p.calls).sum::<u64>());
+    // The same paths keep their series, and the warning is not repeated.
+    let (second, warning) = snapshot(&report, &mut cap);
+    assert!(warning.is_none());
+    assert_eq!(first, second);
+    assert_eq!(cap.admitted.len(), 3);
+}
+
+#[test]
+fn gpu_spans_and_llm_calls_get_their_families() {
+    use crate::llm::{record, LlmCall};
+    use crate::riders::gpu::SimulatedGpu;
+    use std::sync::Arc;
+
+    let gpu = Arc::new(SimulatedGpu::new(1, 80 << 30));
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .gpu_probe(gpu.clone())
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("train", gpu = true).in_scope(|| gpu.alloc(0, 1 << 20));
+        for (input, output) in [(10, 1), (20, 2), (30, 3)] {
+            record(
+                LlmCall::new("tiny-1")
+                    .prompt("hi")
+                    .response("ho")
+                    .tokens(input, output),
+            );
+        }
+    });
+    let report = guard.report();
+    let (snapshot, _) = snapshot(&report, &mut PathCap::new(10));
+    let peak = snapshot
+        .family("spanlab.gpu.memory.peak")
+        .expect("a peak gauge");
+    assert_eq!(peak.kind, Kind::Gauge);
+    let point = point(peak, "train");
+    assert_eq!(point.attributes[2], ("gpu.device", "0".to_owned()));
+    assert_eq!(
+        point.value,
+        Value::Int(report.gpu.paths[0].max_peak_bytes),
+        "{report:?}"
+    );
+    let tokens = snapshot.family("gen_ai.client.token.usage").unwrap();
+    let sums: Vec<(String, u64, f64)> = tokens
+        .points
+        .iter()
+        .map(|p| match &p.value {
+            Value::Histogram(h) => (p.attributes[1].1.clone(), h.count, h.sum),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sums,
+        [("input".to_owned(), 3, 60.0), ("output".to_owned(), 3, 6.0)]
+    );
+    assert!(snapshot
+        .family("gen_ai.client.operation.duration")
+        .is_some());
+}
