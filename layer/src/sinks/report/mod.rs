@@ -41,6 +41,7 @@ mod merge;
 mod read;
 mod run;
 mod text;
+mod view;
 
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ pub use export::{ExportReport, FlushOutcome};
 pub use merge::MergeError;
 pub use read::ReportError;
 pub use run::RunInfo;
+pub use view::{human_duration, thousands, SortBy, TextOptions};
 
 use crate::core::stats::PathStats;
 use crate::riders::gpu::GpuReport;
