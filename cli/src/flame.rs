@@ -43,7 +43,7 @@ pub fn folded_of_file(file: &Path) -> Result<String, Failure> {
     }
     check_folded(&text).map_err(|line| {
         Failure::input(format!(
-            "{}: neither a JSON report nor folded stacks (line {line} is not \
+            "{}: not JSON, nor folded stacks (line {line} is not \
              \"frame;frame;... <count>\")",
             file.display()
         ))
