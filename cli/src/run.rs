@@ -34,11 +34,12 @@ pub fn run(cli: Cli) -> Result<Outcome, Failure> {
             path,
         } => {
             let loaded = input::load(&report)?;
-            let mut options = TextOptions::default();
-            options.sort = sort.into();
-            options.top = top;
-            options.min_share_percent = min_share.unwrap_or(0.0);
-            options.path_prefix = path;
+            let options = TextOptions {
+                sort: sort.into(),
+                top,
+                min_share_percent: min_share.unwrap_or(0.0),
+                path_prefix: path,
+            };
             Ok(Outcome {
                 stdout: crate::show::text(&loaded, &options),
                 ..Outcome::default()

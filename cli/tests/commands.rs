@@ -164,8 +164,7 @@ fn merge_writes_the_exact_merge_and_names_the_straggler() {
     let out = text(&o.stdout);
     let line = out
         .lines()
-        .filter(|l| l.starts_with("epoch > backward > allreduce"))
-        .last()
+        .rfind(|l| l.starts_with("epoch > backward > allreduce"))
         .unwrap();
     assert!(line.trim_end().ends_with("rank 3"), "{out}");
     let merged: serde_json::Value =

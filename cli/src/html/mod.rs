@@ -148,9 +148,9 @@ pub fn page(report: &Report, options: &PageOptions) -> Result<String, Failure> {
     }
     let data = json!({ "measured_ns": report.measured_time().as_nanos() as u64, "paths": rows(report), "histograms": histograms(report) });
     let data = data.to_string().replace('<', "\\u003c");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<script type=\"application/json\" id=\"spanlab-data\">{data}</script><script>{JS}</script></body></html>\n"
+        "<script type=\"application/json\" id=\"spanlab-data\">{data}</script><script>{JS}</script></body></html>"
     );
     Ok(out)
 }

@@ -150,7 +150,7 @@ fn spread(merged: &Report, inputs: &[Report]) -> Vec<PathSpread> {
             totals.sort_unstable();
             means.sort_by(f64::total_cmp);
             let mid = totals.len() / 2;
-            let even = totals.len() % 2 == 0;
+            let even = totals.len().is_multiple_of(2);
             let median_total = if even {
                 ((u128::from(totals[mid - 1]) + u128::from(totals[mid])) / 2) as u64
             } else {
