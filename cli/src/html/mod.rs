@@ -212,8 +212,8 @@ fn rows(report: &Report) -> Vec<Value> {
         .collect()
 }
 
-/// Per path, `[low, high, count]` bins (ns, both ends included): the report's buckets,
-/// merged into at most [`HISTOGRAM_BINS`] bins of equal width on a log scale.
+/// Per path, `[low, high, count]` bins (ns, both ends included): the report's buckets
+/// on a grid of [`HISTOGRAM_BINS`] bins of equal width on a log scale.
 fn histograms(report: &Report) -> Vec<Value> {
     report
         .paths
@@ -222,37 +222,48 @@ fn histograms(report: &Report) -> Vec<Value> {
         .collect()
 }
 
-/// The buckets of `h` as at most [`HISTOGRAM_BINS`] `[low, high, count]` bins.
+/// The buckets of `h` on a log grid of [`HISTOGRAM_BINS`] bins from its smallest to its
+/// largest value: the non-empty bins as `[low, high, count]`, increasing, disjoint,
+/// every value counted once. A bucket goes whole to the bin its lower bound is in
+/// (a bin reaches as far as its last bucket, so bins never overlap).
 pub fn coarsen(h: &spanlab::stats::Histogram) -> Vec<[u64; 3]> {
     let buckets: Vec<(u64, u64, u64)> = h
         .buckets()
         .map(|(r, c)| (*r.start(), *r.end(), c))
         .collect();
-    let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
+    let (Some(&first), Some(&last)) = (buckets.first(), buckets.last()) else {
         return Vec::new();
     };
-    if buckets.len() <= HISTOGRAM_BINS {
-        return buckets.iter().map(|&(l, h, c)| [l, h, c]).collect();
-    }
-    let lo = (first.0.max(1) as f64).ln();
-    let hi = ((last.1.max(1) as f64) + 1.0).ln();
+    // The grid's edges, as integers so that assigning a bucket is exact.
+    let (lo, hi) = (
+        (first.0.max(1) as f64).ln(),
+        (last.1.max(1) as f64 + 1.0).ln(),
+    );
     let width = (hi - lo) / HISTOGRAM_BINS as f64;
+    let edges: Vec<u64> = (0..=HISTOGRAM_BINS)
+        .map(|b| (lo + width * b as f64).exp().ceil() as u64)
+        .collect();
     let mut bins: Vec<[u64; 3]> = Vec::new();
-    let mut current = None::<usize>;
+    let (mut bin, mut current) = (0usize, None::<usize>);
     for (l, h, c) in buckets {
-        let bin = if width > 0.0 {
-            (((l.max(1) as f64).ln() - lo) / width) as usize
-        } else {
-            0
-        };
-        let bin = bin.min(HISTOGRAM_BINS - 1);
+        while bin + 1 < HISTOGRAM_BINS && edges[bin + 1] <= l {
+            bin += 1;
+        }
         match bins.last_mut() {
-            // Buckets come in increasing order, so a bin's buckets are consecutive.
             Some(last) if current == Some(bin) => {
-                last[1] = h;
+                last[1] = last[1].max(h);
                 last[2] = last[2].saturating_add(c);
             }
-            _ => bins.push([l, h, c]),
+            previous => {
+                let after = previous.map_or(0, |p| p[1] + 1);
+                let start = edges[bin].max(after).min(l).max(first.0);
+                let end = if bin + 1 < HISTOGRAM_BINS {
+                    (edges[bin + 1].saturating_sub(1)).max(h)
+                } else {
+                    h
+                };
+                bins.push([start, end.min(last.1), c]);
+            }
         }
         current = Some(bin);
     }
@@ -457,20 +468,39 @@ mod tests {
 
     #[test]
     fn histograms_coarsen_to_a_bounded_number_of_bins_keeping_every_call() {
+        let cases: Vec<Vec<u64>> = vec![
+            (1..5000u64).map(|i| i * 997).collect(),
+            vec![1_000, 1_010, 5_000_000],
+            vec![7; 10],
+            (0..300u64).collect(),
+        ];
+        for values in cases {
+            let n = values.len() as u64;
+            let json = Synthetic::new().path("p", values).to_json();
+            let report = Report::from_json(&json).unwrap();
+            let bins = coarsen(&report.paths[0].sums.wall.histogram);
+            assert!(!bins.is_empty() && bins.len() <= HISTOGRAM_BINS, "{bins:?}");
+            assert_eq!(bins.iter().map(|b| b[2]).sum::<u64>(), n);
+            assert!(bins.iter().all(|b| b[0] <= b[1]), "{bins:?}");
+            assert!(
+                bins.windows(2).all(|w| w[0][1] < w[1][0]),
+                "bins overlap: {bins:?}"
+            );
+            let (min, max) = (
+                report.paths[0].sums.wall.min_ns,
+                report.paths[0].sums.wall.max_ns,
+            );
+            // The bins cover the buckets of min and max, no further than their bounds.
+            assert!(
+                bins[0][0] <= min && bins[bins.len() - 1][1] >= max,
+                "{bins:?}"
+            );
+        }
+        // Many buckets: binned, so fewer bins than buckets.
         let json = Synthetic::new()
             .path("p", (1..5000u64).map(|i| i * 997).collect())
             .to_json();
         let report = Report::from_json(&json).unwrap();
-        let bins = coarsen(&report.paths[0].sums.wall.histogram);
-        assert!(
-            bins.len() <= HISTOGRAM_BINS && bins.len() > 10,
-            "{}",
-            bins.len()
-        );
-        assert_eq!(bins.iter().map(|b| b[2]).sum::<u64>(), 4999);
-        assert!(
-            bins.windows(2).all(|w| w[0][1] < w[1][0]),
-            "bins overlap: {bins:?}"
-        );
+        assert!(coarsen(&report.paths[0].sums.wall.histogram).len() > 10);
     }
 }
