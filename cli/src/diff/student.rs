@@ -13,7 +13,7 @@
 //! * the t tail: `ν = 1` (Cauchy) `1 − 2·atan(t)/π`; `ν = 2`: `1 − t/√(t² + 2)`; large
 //!   `ν` tends to the normal tail.
 //!
-//! The continued fraction needs about `√max(a, b)` terms; past [`MAX_TERMS`] (a very
+//! The continued fraction needs about `√max(a, b)` terms; past `MAX_TERMS` (20,000) (a very
 //! large `ν`, where the t distribution is normal to many digits) the normal tail is
 //! used instead.
 
@@ -41,7 +41,7 @@ pub fn two_sided_p(t: f64, df: f64) -> f64 {
 }
 
 /// The regularized incomplete beta function `I_x(a, b)` for `a, b > 0`, `x` in
-/// `[0, 1]`; `None` when the continued fraction did not converge in [`MAX_TERMS`].
+/// `[0, 1]`; `None` when the continued fraction did not converge in `MAX_TERMS` (20,000).
 pub fn incomplete_beta(a: f64, b: f64, x: f64) -> Option<f64> {
     if x <= 0.0 {
         return Some(0.0);

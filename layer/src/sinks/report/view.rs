@@ -88,8 +88,8 @@ pub struct TextOptions {
     pub sort: SortBy,
     /// At most this many rows (after filtering and sorting); `None`: all.
     pub top: Option<usize>,
-    /// Drop paths whose total is below this percentage of the run's measured time (see
-    /// the [module docs](self)); `0.0` keeps all.
+    /// Drop paths whose total is below this percentage of the run's measured time
+    /// ([`Report::measured_time`]); `0.0` keeps all.
     pub min_share_percent: f64,
     /// Keep only this path and the paths under it: span names separated by `>` (or
     /// `;`), spaces around them ignored — `epoch > backward`.
