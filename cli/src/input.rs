@@ -56,8 +56,10 @@ impl Loaded {
 /// The keys of a report this crate reads besides what [`Report::from_json`] reads.
 #[derive(Deserialize)]
 struct Extras {
+    // Any JSON value: a key this crate only reads, written by another version, must not
+    // make the report unreadable.
     #[serde(rename = "final")]
-    is_final: Option<bool>,
+    is_final: Option<serde_json::Value>,
     spread: Option<serde_json::Value>,
     histogram_layout: Option<String>,
 }
@@ -89,7 +91,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, Failure> {
     Ok(Loaded {
         file: file.to_path_buf(),
         report,
-        is_final: extras.is_final,
+        is_final: extras
+            .is_final
+            .as_ref()
+            .and_then(serde_json::Value::as_bool),
         spread: extras.spread,
         layout: extras.histogram_layout,
     })

@@ -239,3 +239,28 @@ fn a_snapshot_is_marked_as_not_final() {
     assert!(text(&o.stdout).starts_with("note: "), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("snapshot"));
 }
+
+#[test]
+fn html_of_several_reports_merges_them_with_their_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.json", &base().rank(0, 2).to_json());
+    let b = write(dir.path(), "b.json", &base().rank(1, 2).to_json());
+    let page = dir.path().join("job.html");
+    let o = spanlab(&[
+        "html",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Spread over 2 inputs"), "no spread section");
+    assert!(html.contains("2 runs merged"));
+    // One report: no spread section, unless a merge --json wrote one into it.
+    let o = spanlab(&["html", a.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!std::fs::read_to_string(&page)
+        .unwrap()
+        .contains("Spread over"));
+}

@@ -16,6 +16,23 @@
 //! The quantile changes are read from histograms whose quantiles are within 3.3 % of
 //! the exact ones, so changes of p50 and p95 smaller than that may be the buckets'
 //! doing; the test is on the mean, which is exact.
+//!
+//! `--json` prints schema `spanlab.diff/1`:
+//!
+//! ```json
+//! { "schema": "spanlab.diff/1", "base": "base.json", "new": "new.json",
+//!   "alpha": 0.05, "threshold_percent": 5.0, "noise_percent": 1.0,
+//!   "regressions": ["epoch > backward"],          // what --fail fails on
+//!   "paths": [{ "path": ["epoch", "backward"],
+//!               "verdict": "slower",              // or faster, within noise, no change,
+//!                                                 //   untested, new, vanished
+//!               "regression": true,
+//!               "base": { "calls": 3200, "mean_ns": 145000.0, "sample_std_ns": 20700.0,
+//!                         "p50_ns": 146000, "p95_ns": 182000, "total_ns": 465000000 },
+//!               "new": { ... },                   // null for a vanished path
+//!               "change": { "mean": 0.41, "p50": 0.389, "p95": 0.372, "total": 0.41 },
+//!               "test": { "t": 93.1, "df": 5580.2, "p": 0.0 } }] }  // null: untested
+//! ```
 
 pub mod student;
 pub mod welch;
@@ -178,7 +195,7 @@ impl Diff {
             count(Verdict::Vanished)
         );
         let header = [
-            "path", "calls", "mean", "new mean", "mean", "p50", "p95", "total", "p-value",
+            "path", "calls", "mean", "new mean", "Δmean", "Δp50", "Δp95", "Δtotal", "p-value",
             "verdict",
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
@@ -215,7 +232,7 @@ impl Diff {
         table(&mut out, &header, &rows);
         let _ = writeln!(
             out,
-            "(changes: new/base - 1; p-value: Welch's t-test on the mean, slower/faster when \
+            "(Δ: new/base - 1; p-value: Welch's t-test on the mean, slower/faster when \
              p < {ALPHA} and outside the noise band of ±{}%; ! = slower by more than the \
              threshold of {}%; p50/p95 within 3.3%)",
             self.options.noise_percent, self.options.threshold_percent
@@ -230,7 +247,7 @@ impl Diff {
             p.as_ref().map(|p| {
                 let s = Sample::from_sums(&p.sums.wall);
                 json!({
-                    "calls": p.calls, "mean_ns": s.mean, "std_ns": s.variance.sqrt(),
+                    "calls": p.calls, "mean_ns": s.mean, "sample_std_ns": s.variance.sqrt(),
                     "p50_ns": p.p50.as_nanos() as u64, "p95_ns": p.p95.as_nanos() as u64,
                     "total_ns": p.total.as_nanos() as u64,
                 })
