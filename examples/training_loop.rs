@@ -23,6 +23,11 @@
 //! SPANLAB_REPORT_JSON=report.json cargo run --release --example training_loop  # also write JSON
 //! ```
 //!
+//! `TRAINING_LOOP_SLOW_BACKWARD_US=N` makes every `backward` call N microseconds slower
+//! (a busy wait, so the time is the span's own): a deliberate regression to compare two
+//! runs with `spanlab diff` (see the README's "After the run"). A value that is not a
+//! whole number is reported on stderr and ignored.
+//!
 //! The example checks its own arithmetic: it fails if the final loss is not below half
 //! the loss of the first epoch.
 
@@ -145,6 +150,7 @@ fn loss(output: &[f32], target: &[f32], d_output: &mut [f32]) -> f32 {
 /// Backpropagation: the gradient of the loss with respect to every parameter.
 #[instrument(skip_all)]
 fn backward(model: &Mlp, x: &[f32], hidden: &[f32], d_output: &[f32], grads: &mut Mlp) {
+    slow_down(slow_backward());
     grads.fill_zero();
     let rows = x.chunks_exact(INPUTS).zip(hidden.chunks_exact(HIDDEN));
     for ((x, hidden), &d_out) in rows.zip(d_output) {
@@ -274,5 +280,37 @@ impl Workspace {
             d_output: vec![0.0; BATCH],
             grads: Mlp::zeros(),
         }
+    }
+}
+
+/// The deliberate slowdown of `backward` (`TRAINING_LOOP_SLOW_BACKWARD_US`), read once.
+fn slow_backward() -> std::time::Duration {
+    static SLOW: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *SLOW.get_or_init(|| {
+        let Ok(text) = std::env::var("TRAINING_LOOP_SLOW_BACKWARD_US") else {
+            return std::time::Duration::ZERO;
+        };
+        match text.trim().parse::<u64>() {
+            Ok(us) => std::time::Duration::from_micros(us),
+            Err(_) => {
+                eprintln!(
+                    "TRAINING_LOOP_SLOW_BACKWARD_US={text:?} is not a whole number of \
+                     microseconds; no slowdown"
+                );
+                std::time::Duration::ZERO
+            }
+        }
+    })
+}
+
+/// Waits `d` on the CPU (not asleep: the time stays inside the caller's span, as a
+/// slower computation's would).
+fn slow_down(d: std::time::Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
     }
 }

@@ -9,6 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Headless Chromium and chromedriver: cli/tests/browser.rs opens `spanlab html`'s page
+# in a real browser (Debian packages; CI runs as root).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+fi
+
 # Phoenix, the real OTLP receiver the end-to-end tests export to (a venv in .phoenix-venv).
 SPANLAB_PHOENIX="$(bash scripts/install-phoenix.sh)"
 export SPANLAB_PHOENIX

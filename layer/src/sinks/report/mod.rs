@@ -42,6 +42,7 @@ mod metrics;
 mod read;
 mod run;
 mod text;
+mod view;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub use merge::MergeError;
 pub use metrics::MetricsReport;
 pub use read::ReportError;
 pub use run::RunInfo;
+pub use view::{human_duration, thousands, SortBy, TextOptions};
 
 use crate::core::stats::PathStats;
 use crate::riders::gpu::GpuReport;
