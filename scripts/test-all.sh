@@ -4,25 +4,28 @@
 #   bash scripts/test-all.sh
 #
 # Installs, besides the Rust crates cargo fetches itself, the Phoenix OTLP receiver
-# (scripts/install-phoenix.sh: a Python venv in .phoenix-venv; needs python3), and
-# Prometheus (Debian's `prometheus` package, with apt-get when missing).
+# (scripts/install-phoenix.sh: a Python venv in .phoenix-venv; needs python3), and the
+# Debian packages below (Chromium, chromedriver, Prometheus) with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Headless Chromium and chromedriver: cli/tests/browser.rs opens `spanlab html`'s page
-# in a real browser (Debian packages; CI runs as root).
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# Debian packages the tests run for real (CI runs as root), installed when missing:
+# - chromium and chromium-driver: cli/tests/browser.rs opens `spanlab html`'s page in
+#   headless Chromium;
+# - prometheus: the live-metrics test's scraper. Its postinst may start a service; the
+#   test starts its own on free ports instead.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v prometheus >/dev/null || missing+=(prometheus)
+if ((${#missing[@]})); then
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 
 # Phoenix, the real OTLP receiver the end-to-end tests export to (a venv in .phoenix-venv).
 SPANLAB_PHOENIX="$(bash scripts/install-phoenix.sh)"
 export SPANLAB_PHOENIX
-
-# Prometheus, the real scraper of the live-metrics test (Debian's package). Its
-# postinst may start a service; the test starts its own on free ports instead.
-command -v prometheus >/dev/null || (apt-get update && apt-get install -y prometheus)
 
 echo "== unit, integration and doc tests (the benchmarks run once each as smoke tests)"
 cargo test --workspace --all-targets
