@@ -59,6 +59,14 @@ pub struct Builder {
     gpu: GpuConfig,
     prompts: PromptSettings,
     pub(crate) export: export::ExportOptions,
+    open: OpenSettings,
+}
+
+/// The builder's open-span settings (`sinks::open`).
+#[derive(Clone, Debug, Default)]
+struct OpenSettings {
+    fields: bool,
+    stall_factor: Option<f64>,
 }
 
 /// The builder's prompt-record settings.
@@ -205,6 +213,39 @@ impl Builder {
         self
     }
 
+    /// Record the fields of open spans, for the reports' list of open spans (default
+    /// off). Only spans whose callsite declares fields are affected: they take the
+    /// layer's general paths, where each span's fields are formatted once into a
+    /// preallocated per-thread table (at most 128 bytes each, 64 spans per thread).
+    /// Spans without fields cost the same either way.
+    ///
+    /// ```
+    /// let (_layer, _guard) = spanlab::SpanLab::builder()
+    ///     .report_to(spanlab::ReportTarget::Off)
+    ///     .open_span_fields(true)
+    ///     .build();
+    /// ```
+    pub fn open_span_fields(mut self, on: bool) -> Self {
+        self.open.fields = on;
+        self
+    }
+
+    /// How many times its path's p99 a span may stay open (and at least 10 s) before
+    /// the reports flag it as stalled and a WARN event says so, once (default 100;
+    /// `SPANLAB_STALL_FACTOR` overrides it). A path with no finished call is never
+    /// flagged. A value that is not a positive number is reported, and the default used.
+    ///
+    /// ```
+    /// let (_layer, _guard) = spanlab::SpanLab::builder()
+    ///     .report_to(spanlab::ReportTarget::Off)
+    ///     .stall_factor(20.0)
+    ///     .build();
+    /// ```
+    pub fn stall_factor(mut self, factor: f64) -> Self {
+        self.open.stall_factor = Some(factor);
+        self
+    }
+
     /// The layer, to compose into your own subscriber, and the guard that writes the
     /// report when dropped. Rejected settings are printed once on stderr.
     pub fn build(self) -> (SpanLabLayer, Guard) {
@@ -236,6 +277,10 @@ impl Builder {
         let jsonl = open_prompts_jsonl(outputs.prompts_jsonl.as_ref(), &mut errors);
         let prompts = self.prompts.into_book(jsonl);
         let export = export::plan(&self.export, env, &mut errors);
+        let (stall_factor, stall_errors) =
+            crate::sinks::open::config::stall_factor(self.open.stall_factor, env);
+        errors.extend(stall_errors);
+        let open = (self.open.fields, stall_factor);
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
         assemble(
@@ -246,6 +291,7 @@ impl Builder {
             self.report_on_signal,
             export,
             run,
+            open,
         )
     }
 
@@ -333,12 +379,14 @@ fn assemble(
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
     run: RunInfo,
+    (open_fields, stall_factor): (bool, f64),
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
         plan.start(clock.clone(), &mut errors)
     });
     let lab = lab::assemble(clock, gpu, prompts, export);
+    lab::open(&lab.riders).configure(open_fields, stall_factor);
     for e in &errors {
         print_stderr(&format!("spanlab: ignoring {e}\n"));
     }

@@ -14,6 +14,7 @@
 //! | `SPANLAB_REPORT_FOLDED` | a file path | none |
 //! | `SPANLAB_PROMPTS_JSONL` | a file path: every LLM record is appended as it happens | none |
 //! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
+//! | `SPANLAB_STALL_FACTOR` | a positive number: an open span is stalled past this many times its path's p99 (and 10 s) | `100` |
 //!
 //! Report paths may hold `{rank}`, `{local_rank}`, `{pid}` and `{host}`; under a
 //! launcher's `RANK`, a path without them gets `.rank{N}` before its extension, so

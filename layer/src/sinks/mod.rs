@@ -1,4 +1,5 @@
 //! Sinks: where what was measured goes.
 #[cfg(feature = "otlp")]
 pub mod export;
+pub(crate) mod open;
 pub mod report;

@@ -40,6 +40,17 @@
 //!    traces (an event would re-enter the layer and make a second). Riders keep this
 //!    by queueing what they say (`core::say`). Debug builds check it: making a second
 //!    `Owned` on a thread panics, naming the rule.
+//! 6. A snapshot reader ([`open`]: which spans are open now) may read a live slot's
+//!    fields from any thread at any time, without the owner's knowledge: `id` with
+//!    acquire, then the fields, then `id` again, keeping what it read only if `id` did
+//!    not change. It never writes. This is sound because every field is an atomic (no
+//!    torn or undefined read, whatever the owner does meanwhile), and the reader
+//!    tolerates stale values: `path` and the rider bits never change while `id` holds
+//!    (rule 1 published them before it), and the times it reads may lag the owner's
+//!    last interval — a span's first interval may be seen as not completed yet, or, on
+//!    a weakly ordered CPU, with its `first_enter` not yet visible beside `ENTERED`.
+//!    What it reads only goes into a report's list of open spans, an estimate by
+//!    nature; the statistics never depend on it.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -56,6 +67,7 @@ use super::rider::{Bits, SpanWord};
 use super::stats::{SlotIndex, ThreadSlots};
 
 mod fast;
+pub(crate) mod open;
 
 /// Live spans a thread keeps in its own table before evicting the oldest.
 pub(crate) const LOCAL_CAPACITY: usize = 64;
@@ -339,15 +351,22 @@ pub(crate) struct ThreadState {
     /// Only the owning thread touches this; see [`Threads::owned`].
     private: UnsafeCell<Private>,
     pub(crate) slots_stats: ThreadSlots,
+    /// The owning thread's name, for the open-span readout ([`open`]).
+    name: Option<String>,
+    /// The owning thread's number (`ThreadId`), for the open-span readout.
+    number: u64,
 }
 
-// SAFETY: other threads only reach `slots` (atomics) and `slots_stats` (atomics).
+// SAFETY: other threads only reach `slots` (atomics), `slots_stats` (atomics), and
+// `name` and `number` (never written after construction).
 // `private` is reached only through `Threads::owned`, which hands it to the thread that
 // owns this state (`ThreadLocal` gives each live thread its own), never to another.
 unsafe impl Sync for ThreadState {}
 
 impl Default for ThreadState {
+    /// The state of the calling thread (`ThreadLocal` makes it on the thread it is for).
     fn default() -> Self {
+        let (name, number) = open::this_thread();
         ThreadState {
             slots: (0..LOCAL_CAPACITY).map(|_| Slot::default()).collect(),
             private: UnsafeCell::new(Private {
@@ -359,6 +378,8 @@ impl Default for ThreadState {
                 thread_word: 0,
             }),
             slots_stats: ThreadSlots::default(),
+            name,
+            number,
         }
     }
 }

@@ -92,6 +92,23 @@
 //!     "last_error": null,            // string: the last failure's message
 //!     "pending": 0                   // queued_at_exit + in_flight_at_exit (schema 1's field)
 //!   },
+//!   "open_spans": [                  // spans open when the report was made (usually none at exit)
+//!     { "run": 0,                    // which of "runs" the thread belongs to
+//!       "rank": 3,                   // that run's RANK, or null
+//!       "thread": "main",            // the thread's name, or null
+//!       "thread_number": 1,          // its ThreadId in the process
+//!       "spans": [                   // from the root down: tree order, longest open first
+//!         { "path": ["train", "step", "all_reduce"],
+//!           "span_id": "2251799813685249",   // string: tracing's span id
+//!           "fields": [["bucket", "7"]],     // [name, value] as recorded; [] when not recorded
+//!           "fields_cut": false,             // the last value was cut (ends with "…")
+//!           "open_ns": 300000000000,         // integer: how long it has been open, from
+//!           "since": "first_seen",           //   "first_enter" (exact) or "first_seen": the
+//!                                            //   first sample that saw it (a lower bound)
+//!           "p99_ns": 85000000,              // its path's p99, or null before a finished call
+//!           "stalled": true }                // open > SPANLAB_STALL_FACTOR × p99, and > 10 s
+//!       ] }
+//!   ],
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -148,6 +165,9 @@
 //!   are the last 5 by `unix_nanos`.
 //! * export counts add; targets that differ are listed together (`"a, b"`), as are GPU
 //!   probes that differ, and the last error of the last report that had one is kept.
+//! * `open_spans` are concatenated, in the order of the reports, each thread's `run`
+//!   renumbered to its run's place in the merged `runs` (its `rank` says which rank it
+//!   is stuck on).
 //! * `runs` are concatenated, warnings too (without repeats), `spans_never_entered`
 //!   adds, `elapsed_ns` is the longest.
 //! * what is a fact of one run and not a sum — the root seed, its replay line, the last
@@ -173,7 +193,10 @@
 //! * per GPU row `sum_delta_bytes`, `energy_mj`, `energy_measured_ns`; `average_watts`
 //!   is now null where the probe reads no energy (it was 0.0);
 //! * per model `latency`;
-//! * in `seeds`, `seeds_kept`, and per seeded path `sketch`.
+//! * in `seeds`, `seeds_kept`, and per seeded path `sketch`;
+//! * `open_spans`: the spans open when the report was made, per thread (see
+//!   [`OpenThread`](crate::report::OpenThread)). Added within /2: readers accept a /2
+//!   file without it (no open spans).
 //!
 //! A /1 report cannot be read back or merged: it has neither the sums nor the
 //! histograms. [`Report::from_json`](crate::Report::from_json) says so
@@ -205,6 +228,7 @@ struct JsonReport<'a> {
     gpu: JsonGpu<'a>,
     prompts: JsonPrompts<'a>,
     export: Option<super::export::JsonExport<'a>>,
+    open_spans: &'a [super::OpenThread],
 }
 
 #[derive(Serialize)]
@@ -367,6 +391,7 @@ pub(super) fn render(r: &Report) -> String {
         warnings: &r.warnings,
         paths: r.paths.iter().map(JsonPath::from).collect(),
         export: r.export.as_ref().map(super::export::JsonExport::from),
+        open_spans: &r.open_spans,
         prompts: JsonPrompts {
             models: r
                 .prompts

@@ -133,8 +133,24 @@ impl Report {
             prompts: merge_prompts(reports)?,
             export,
             warnings,
+            open_spans: merge_open_spans(reports),
         })
     }
+}
+
+/// Every report's open spans, in order, each thread's run renumbered to its place in
+/// the merged `runs`.
+fn merge_open_spans(reports: &[Report]) -> Vec<super::OpenThread> {
+    let mut offset = 0;
+    let mut out = Vec::new();
+    for r in reports {
+        out.extend(r.open_spans.iter().cloned().map(|mut t| {
+            t.run += offset;
+            t
+        }));
+        offset += r.runs.len();
+    }
+    out
 }
 
 fn merge_paths(reports: &[Report]) -> Result<Vec<PathStats>, MergeError> {

@@ -44,6 +44,7 @@ mod text;
 
 use std::time::Duration;
 
+pub use crate::sinks::open::{OpenSince, OpenSpan, OpenThread};
 pub use export::{ExportReport, FlushOutcome};
 pub use merge::MergeError;
 pub use read::ReportError;
@@ -78,6 +79,10 @@ pub struct Report {
     /// Problems the run should know about (bad configuration values, bad `seed`
     /// fields, unwritable files).
     pub warnings: Vec<String>,
+    /// The spans open when the report was made, per thread, from the root down (see
+    /// [`OpenThread`]); in a merge, every report's, each thread tagged with its run.
+    /// Usually empty at a clean exit.
+    pub open_spans: Vec<OpenThread>,
 }
 
 impl Report {
@@ -98,6 +103,7 @@ impl Report {
             prompts: PromptReport::default(),
             export: None,
             warnings: Vec::new(),
+            open_spans: Vec::new(),
         }
     }
 

@@ -184,6 +184,11 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
     let gpu = read_gpu(take(&mut top, "gpu", "")?)?;
     let prompts = read_prompts(take(&mut top, "prompts", "")?)?;
     let export: Option<ExportReport> = take(&mut top, "export", "")?;
+    // Added to /2 later: a report without it had no open spans to say.
+    let open_spans = match top.contains_key("open_spans") {
+        true => take(&mut top, "open_spans", "")?,
+        false => Vec::new(),
+    };
     Ok(Report {
         elapsed: Duration::from_nanos(elapsed_ns),
         runs,
@@ -194,6 +199,7 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         prompts,
         export,
         warnings,
+        open_spans,
     })
 }
 
