@@ -118,6 +118,11 @@ impl Profile {
         self.sample_open_spans();
     }
 
+    /// Applies the builder's open-span settings (before the first span).
+    pub(crate) fn configure_open(&self, fields: bool, stall_factor: f64) {
+        lab::open(&self.lab.riders).configure(fields, stall_factor);
+    }
+
     fn sample_open_spans(&self) -> Vec<crate::report::OpenThread> {
         let tag = crate::sinks::open::watch::RunTag {
             run: 0,

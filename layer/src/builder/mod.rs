@@ -280,10 +280,9 @@ impl Builder {
         let (stall_factor, stall_errors) =
             crate::sinks::open::config::stall_factor(self.open.stall_factor, env);
         errors.extend(stall_errors);
-        let open = (self.open.fields, stall_factor);
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
-        assemble(
+        let (layer, guard) = assemble(
             self.gpu,
             prompts,
             outputs,
@@ -291,8 +290,12 @@ impl Builder {
             self.report_on_signal,
             export,
             run,
-            open,
-        )
+        );
+        // Before any span: a callsite's interest in fields is asked once.
+        layer
+            .profile()
+            .configure_open(self.open.fields, stall_factor);
+        (layer, guard)
     }
 
     /// Installs a global subscriber — the registry, an `EnvFilter` when `RUST_LOG` is
@@ -379,14 +382,12 @@ fn assemble(
     report_on_signal: bool,
     export: Option<export::ExportPlan<'_>>,
     run: RunInfo,
-    (open_fields, stall_factor): (bool, f64),
 ) -> (SpanLabLayer, UnarmedGuard) {
     let clock = Clock::new();
     let export = export.map_or_else(Default::default, |plan| {
         plan.start(clock.clone(), &mut errors)
     });
     let lab = lab::assemble(clock, gpu, prompts, export);
-    lab::open(&lab.riders).configure(open_fields, stall_factor);
     for e in &errors {
         print_stderr(&format!("spanlab: ignoring {e}\n"));
     }

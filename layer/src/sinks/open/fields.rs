@@ -215,8 +215,8 @@ impl FieldTables {
         self.lost_updates.fetch_add(1, Relaxed);
     }
 
-    /// Every recorded span's fields now: `(span id, pairs, cut)`.
-    pub(crate) fn snapshot(&self) -> Vec<(u64, Vec<(String, String)>, bool)> {
+    /// Every recorded span's fields now.
+    pub(crate) fn snapshot(&self) -> Vec<SpanFields> {
         let mut out = Vec::new();
         let mut buf = Buf::default();
         for table in self.tables.iter() {
@@ -226,7 +226,8 @@ impl FieldTables {
                         .pairs()
                         .map(|(n, v)| (n.to_owned(), v.to_owned()))
                         .collect();
-                    out.push((id, pairs, buf.text().ends_with(CUT.as_bytes())));
+                    let cut = buf.text().ends_with(CUT.as_bytes());
+                    out.push(SpanFields { id, pairs, cut });
                 }
             }
         }
@@ -243,6 +244,15 @@ impl FieldTables {
     pub(crate) fn lost_updates(&self) -> u64 {
         self.lost_updates.load(Relaxed)
     }
+}
+
+/// One span's fields, read back.
+pub(crate) struct SpanFields {
+    pub(crate) id: u64,
+    /// `(name, value)`, in the order written.
+    pub(crate) pairs: Vec<(String, String)>,
+    /// The text was cut: the last value ends with `…`.
+    pub(crate) cut: bool,
 }
 
 /// A span's fields as text, on the stack: `name=value` pairs, each ending with
@@ -421,8 +431,8 @@ mod tests {
         assert!(tables.insert(7, &buf(&[("epoch", "3")])));
         let snap = tables.snapshot();
         assert_eq!(snap.len(), 1);
-        assert_eq!(snap[0].0, 7);
-        assert_eq!(snap[0].1, [("epoch".to_string(), "3".to_string())]);
+        assert_eq!(snap[0].id, 7);
+        assert_eq!(snap[0].pairs, [("epoch".to_string(), "3".to_string())]);
         tables.remove(7);
         assert!(tables.snapshot().is_empty());
     }
@@ -461,8 +471,8 @@ mod tests {
         };
         let mut seen = 0;
         while !writer.is_finished() || seen == 0 {
-            for (_, pairs, _) in tables.snapshot() {
-                let v = &pairs[0].1;
+            for fields in tables.snapshot() {
+                let v = &fields.pairs[0].1;
                 assert!(v == &a || v == &b, "torn: {v}");
                 seen += 1;
             }

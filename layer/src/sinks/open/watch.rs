@@ -60,7 +60,7 @@ impl Watch {
         let mut fields: HashMap<u64, (Vec<(String, String)>, bool)> = fields
             .snapshot()
             .into_iter()
-            .map(|(id, pairs, cut)| (id, (pairs, cut)))
+            .map(|f| (f.id, (f.pairs, f.cut)))
             .collect();
         let mut p99s: HashMap<PathId, Option<Duration>> = HashMap::new();
         let mut open_now = HashSet::new();
