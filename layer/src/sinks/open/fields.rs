@@ -451,32 +451,49 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_skips_an_entry_being_written() {
+        let tables = FieldTables::default();
+        tables.insert(1, &buf(&[("v", "a")]));
+        let entry = tables.find(1).expect("inserted");
+        let seq = entry.lock().expect("free");
+        assert!(tables.snapshot().is_empty(), "odd sequence: skipped");
+        assert!(entry.lock().is_none(), "one writer at a time");
+        entry.unlock(seq);
+        assert_eq!(tables.snapshot().len(), 1);
+    }
+
+    #[test]
     fn a_reader_never_sees_a_torn_entry() {
         let tables = std::sync::Arc::new(FieldTables::default());
-        let a = "a".repeat(100);
-        let b = "b".repeat(100);
-        tables.insert(1, &buf(&[("v", &a)]));
+        let texts = [buf(&[("v", &"a".repeat(100))]), buf(&[("v", &"b".repeat(100))])];
+        tables.insert(1, &texts[0]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
-            let tables = tables.clone();
-            let (a, b) = (a.clone(), b.clone());
+            let (tables, stop) = (tables.clone(), stop.clone());
+            let texts = [buf(&[("v", &"a".repeat(100))]), buf(&[("v", &"b".repeat(100))])];
             std::thread::spawn(move || {
                 let entry = tables.find(1).expect("inserted");
-                for i in 0..20_000 {
-                    let text = buf(&[("v", if i % 2 == 0 { &b } else { &a })]);
+                let mut i = 0;
+                while !stop.load(Relaxed) {
                     let seq = entry.lock().expect("only writer");
-                    entry.write(1, text.text());
+                    entry.write(1, texts[i % 2].text());
                     entry.unlock(seq);
+                    i += 1;
                 }
             })
         };
-        let mut seen = 0;
-        while !writer.is_finished() || seen == 0 {
-            for fields in tables.snapshot() {
-                let v = &fields.pairs[0].1;
-                assert!(v == &a || v == &b, "torn: {v}");
-                seen += 1;
+        let entry = tables.find(1).expect("inserted");
+        let mut read = Buf::default();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        while std::time::Instant::now() < until {
+            for _ in 0..1000 {
+                if entry.read(&mut read).is_some() {
+                    let text = read.text();
+                    assert!(text == texts[0].text() || text == texts[1].text(), "torn read");
+                }
             }
         }
+        stop.store(true, Relaxed);
         writer.join().expect("writer");
     }
 }
