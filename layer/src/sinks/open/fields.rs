@@ -333,16 +333,42 @@ impl Buf {
                 .find(|&i| s.is_char_boundary(i))
                 .unwrap_or(0)
         };
-        for (dst, &b) in self.bytes[self.len..self.len + take]
-            .iter_mut()
-            .zip(s.as_bytes())
-        {
-            *dst = if b == SEPARATOR { b' ' } else { b };
+        let dst = &mut self.bytes[self.len..self.len + take];
+        dst.copy_from_slice(&s.as_bytes()[..take]);
+        // `contains` on bytes is a `memchr`: the common case (no separator) is one pass.
+        if dst.contains(&SEPARATOR) {
+            for b in dst.iter_mut().filter(|b| **b == SEPARATOR) {
+                *b = b' ';
+            }
         }
         self.len += take;
         if take < s.len() {
             self.cut();
         }
+    }
+
+    /// Appends `name=value` for an integer, written without `core::fmt` (a field of a
+    /// hot span is often a step counter: this is most of what formatting costs).
+    fn push_integer(&mut self, name: &str, negative: bool, mut value: u64) {
+        let mut digits = [0u8; 21];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        if negative {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        self.push_str(name);
+        self.push_str("=");
+        // ASCII digits: always valid UTF-8.
+        self.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+        self.push_byte(SEPARATOR);
     }
 
     fn cut(&mut self) {
@@ -365,11 +391,12 @@ struct Formatter<'a>(&'a mut Buf);
 
 impl Visit for Formatter<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.push_pair(field.name(), format_args!("{value}"));
+        self.0
+            .push_integer(field.name(), value < 0, value.unsigned_abs());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.push_pair(field.name(), format_args!("{value}"));
+        self.0.push_integer(field.name(), false, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -377,7 +404,7 @@ impl Visit for Formatter<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.push_pair(field.name(), format_args!("{value}"));
+        self.record_str(field, if value { "true" } else { "false" });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -417,6 +444,22 @@ mod tests {
         assert!(pairs[1].1.ends_with(CUT));
         assert!(b.text().len() <= ENTRY_BYTES);
         assert!(std::str::from_utf8(b.text()).is_ok());
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut b = Buf::default();
+        for (i, v) in [0, 7, -1, i64::MIN, i64::MAX].into_iter().enumerate() {
+            b.push_integer(&i.to_string(), v < 0, v.unsigned_abs());
+        }
+        b.push_integer("max", false, u64::MAX);
+        let values: Vec<_> = b.pairs().map(|(_, v)| v.to_owned()).collect();
+        let expected: Vec<String> = [0, 7, -1, i64::MIN, i64::MAX]
+            .iter()
+            .map(ToString::to_string)
+            .chain([u64::MAX.to_string()])
+            .collect();
+        assert_eq!(values, expected);
     }
 
     #[test]
@@ -465,12 +508,18 @@ mod tests {
     #[test]
     fn a_reader_never_sees_a_torn_entry() {
         let tables = std::sync::Arc::new(FieldTables::default());
-        let texts = [buf(&[("v", &"a".repeat(100))]), buf(&[("v", &"b".repeat(100))])];
+        let texts = [
+            buf(&[("v", &"a".repeat(100))]),
+            buf(&[("v", &"b".repeat(100))]),
+        ];
         tables.insert(1, &texts[0]);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
             let (tables, stop) = (tables.clone(), stop.clone());
-            let texts = [buf(&[("v", &"a".repeat(100))]), buf(&[("v", &"b".repeat(100))])];
+            let texts = [
+                buf(&[("v", &"a".repeat(100))]),
+                buf(&[("v", &"b".repeat(100))]),
+            ];
             std::thread::spawn(move || {
                 let entry = tables.find(1).expect("inserted");
                 let mut i = 0;
@@ -489,7 +538,10 @@ mod tests {
             for _ in 0..1000 {
                 if entry.read(&mut read).is_some() {
                     let text = read.text();
-                    assert!(text == texts[0].text() || text == texts[1].text(), "torn read");
+                    assert!(
+                        text == texts[0].text() || text == texts[1].text(),
+                        "torn read"
+                    );
                 }
             }
         }
