@@ -22,9 +22,11 @@
 //!
 //! # Encoding
 //!
-//! The text is `name=value` pairs, each followed by [`SEPARATOR`] (a control character
-//! that values never keep: it is written as a space). A `record` rewrites the entry:
-//! the pairs it does not change, then the ones it sets.
+//! The text is a run of pairs, each its name's length (one byte), the name, its value's
+//! length (one byte) and the value: no byte of a value needs escaping, so formatting
+//! is copying. Integers and booleans are written without `core::fmt`; floats and
+//! `Debug` values through it. The high bit of `len` says that something was cut. A
+//! `record` rewrites the entry: the pairs it does not change, then the ones it sets.
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
@@ -37,8 +39,8 @@ pub(crate) const ENTRIES: usize = 64;
 /// Bytes of text per entry.
 pub(crate) const ENTRY_BYTES: usize = 128;
 const WORDS: usize = ENTRY_BYTES / 8;
-/// Ends every `name=value` pair in an entry.
-const SEPARATOR: u8 = 0x1f;
+/// [`Entry::len`]: the text was cut.
+const CUT_FLAG: u32 = 1 << 31;
 /// Marks a cut value.
 const CUT: &str = "…";
 
@@ -72,20 +74,19 @@ impl Entry {
         self.seq.store(seq.wrapping_add(2), Release);
     }
 
-    /// Writes `id` and `text` (at most [`ENTRY_BYTES`]). Holds the lock.
-    fn write(&self, id: u64, text: &[u8]) {
-        let mut word = [0u8; 8];
-        for (i, cell) in self.words.iter().enumerate() {
-            let start = (i * 8).min(text.len());
-            let end = (start + 8).min(text.len());
-            word.fill(0);
-            word[..end - start].copy_from_slice(&text[start..end]);
+    /// Writes `id` and the text of `buf`. Holds the lock.
+    fn write(&self, id: u64, buf: &Buf) {
+        for (cell, word) in self
+            .words
+            .iter()
+            .zip(buf.bytes.chunks_exact(8))
+            .take(buf.len.div_ceil(8))
+        {
+            let word: [u8; 8] = word.try_into().unwrap_or_default();
             cell.store(u64::from_le_bytes(word), Relaxed);
-            if end == text.len() {
-                break;
-            }
         }
-        self.len.store(text.len() as u32, Relaxed);
+        self.len
+            .store(buf.len as u32 | (buf.cut as u32 * CUT_FLAG), Relaxed);
         self.id.store(id, Relaxed);
     }
 
@@ -99,13 +100,14 @@ impl Entry {
                 continue;
             }
             let id = self.id.load(Relaxed);
-            let len = (self.len.load(Relaxed) as usize).min(ENTRY_BYTES);
+            let len = self.len.load(Relaxed);
             for (i, cell) in self.words.iter().enumerate() {
                 into.bytes[i * 8..i * 8 + 8].copy_from_slice(&cell.load(Relaxed).to_le_bytes());
             }
             fence(Acquire);
             if self.seq.load(Relaxed) == seq {
-                into.len = len;
+                into.len = ((len & !CUT_FLAG) as usize).min(ENTRY_BYTES);
+                into.cut = len & CUT_FLAG != 0;
                 return (id != 0).then_some(id);
             }
         }
@@ -150,7 +152,7 @@ impl FieldTables {
                 continue;
             }
             let Some(seq) = entry.lock() else { continue };
-            entry.write(id, fields.text());
+            entry.write(id, fields);
             entry.unlock(seq);
             return true;
         }
@@ -183,13 +185,15 @@ impl FieldTables {
             let mut merged = Buf::default();
             for (name, value) in old.pairs() {
                 if !new.pairs().any(|(n, _)| n == name) {
-                    merged.push_pair(name, format_args!("{value}"));
+                    merged.push_str_pair(name, value);
                 }
             }
             for (name, value) in new.pairs() {
-                merged.push_pair(name, format_args!("{value}"));
+                merged.push_str_pair(name, value);
             }
-            entry.write(id, merged.text());
+            // What the old text had lost stays lost.
+            merged.cut |= old.cut || new.cut;
+            entry.write(id, &merged);
         }
         entry.unlock(seq);
     }
@@ -202,7 +206,7 @@ impl FieldTables {
         for _ in 0..64 {
             if let Some(seq) = entry.lock() {
                 if entry.id.load(Relaxed) == id {
-                    entry.write(0, &[]);
+                    entry.write(0, &Buf::default());
                 }
                 entry.unlock(seq);
                 return;
@@ -226,8 +230,11 @@ impl FieldTables {
                         .pairs()
                         .map(|(n, v)| (n.to_owned(), v.to_owned()))
                         .collect();
-                    let cut = buf.text().ends_with(CUT.as_bytes());
-                    out.push(SpanFields { id, pairs, cut });
+                    out.push(SpanFields {
+                        id,
+                        pairs,
+                        cut: buf.cut,
+                    });
                 }
             }
         }
@@ -251,17 +258,20 @@ pub(crate) struct SpanFields {
     pub(crate) id: u64,
     /// `(name, value)`, in the order written.
     pub(crate) pairs: Vec<(String, String)>,
-    /// The text was cut: the last value ends with `…`.
+    /// Something was cut: the last value (which then ends with `…`), or pairs that no
+    /// longer fitted.
     pub(crate) cut: bool,
 }
 
-/// A span's fields as text, on the stack: `name=value` pairs, each ending with
-/// [`SEPARATOR`]; cut at [`ENTRY_BYTES`] with `…`.
+/// A span's fields as text, on the stack (see the module docs' encoding); at most
+/// [`ENTRY_BYTES`], cut with `…`.
 pub(crate) struct Buf {
     bytes: [u8; ENTRY_BYTES],
     len: usize,
-    /// Cut: nothing more is appended.
-    full: bool,
+    /// Something was cut: nothing more is appended.
+    cut: bool,
+    /// Where the length of the value being written is.
+    value_at: usize,
 }
 
 impl Default for Buf {
@@ -269,7 +279,8 @@ impl Default for Buf {
         Buf {
             bytes: [0; ENTRY_BYTES],
             len: 0,
-            full: false,
+            cut: false,
+            value_at: 0,
         }
     }
 }
@@ -282,49 +293,52 @@ impl Buf {
         buf
     }
 
-    fn text(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    /// Room left for text, keeping room for [`CUT`].
+    fn room(&self) -> usize {
+        ENTRY_BYTES - CUT.len() - self.len
     }
 
-    /// The `(name, value)` pairs (a cut value ends with `…`; a pair cut inside its name
-    /// is left out).
+    /// The `(name, value)` pairs, in the order written (a cut value ends with `…`).
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        let text = std::str::from_utf8(self.text()).unwrap_or_default();
-        text.split(SEPARATOR as char)
-            .filter_map(|pair| pair.split_once('='))
+        let text = &self.bytes[..self.len];
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let mut field = || {
+                let len = *text.get(at)? as usize;
+                let bytes = text.get(at + 1..at + 1 + len)?;
+                at += 1 + len;
+                std::str::from_utf8(bytes).ok()
+            };
+            Some((field()?, field()?))
+        })
     }
 
-    /// Appends `name=value` and the separator, cutting the value to what fits.
-    fn push_pair(&mut self, name: &str, value: fmt::Arguments<'_>) {
-        if self.full {
-            return;
+    /// Starts a pair: its name, and an empty value. `false` (and cut) if it does not
+    /// fit.
+    fn begin_pair(&mut self, name: &str) -> bool {
+        if self.cut {
+            return false;
         }
-        self.push_str(name);
-        self.push_str("=");
-        let _ = self.write_fmt(value);
-        if !self.full {
-            self.push_byte(SEPARATOR);
+        if name.len() > u8::MAX as usize || 2 + name.len() > self.room() {
+            self.cut = true;
+            return false;
         }
-    }
-
-    fn push_byte(&mut self, b: u8) {
-        if self.full {
-            return;
-        }
-        if self.len + 1 + CUT.len() > ENTRY_BYTES {
-            self.cut();
-            return;
-        }
-        self.bytes[self.len] = b;
+        self.bytes[self.len] = name.len() as u8;
+        self.bytes[self.len + 1..self.len + 1 + name.len()].copy_from_slice(name.as_bytes());
+        self.len += 1 + name.len();
+        self.value_at = self.len;
+        self.bytes[self.len] = 0;
         self.len += 1;
+        true
     }
 
-    /// Appends `s` (its separators as spaces), or as much as fits, then `…`.
-    fn push_str(&mut self, s: &str) {
-        if self.full {
+    /// Appends `s` to the value begun last, or as much of it as fits (cut on a
+    /// character boundary), then `…`.
+    fn push_value(&mut self, s: &str) {
+        if self.cut {
             return;
         }
-        let room = ENTRY_BYTES - CUT.len() - self.len;
+        let room = self.room();
         let take = if s.len() <= room {
             s.len()
         } else {
@@ -333,22 +347,25 @@ impl Buf {
                 .find(|&i| s.is_char_boundary(i))
                 .unwrap_or(0)
         };
-        let dst = &mut self.bytes[self.len..self.len + take];
-        dst.copy_from_slice(&s.as_bytes()[..take]);
-        // `contains` on bytes is a `memchr`: the common case (no separator) is one pass.
-        if dst.contains(&SEPARATOR) {
-            for b in dst.iter_mut().filter(|b| **b == SEPARATOR) {
-                *b = b' ';
-            }
-        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
         self.len += take;
         if take < s.len() {
-            self.cut();
+            self.bytes[self.len..self.len + CUT.len()].copy_from_slice(CUT.as_bytes());
+            self.len += CUT.len();
+            self.cut = true;
+        }
+        // A value is shorter than ENTRY_BYTES: its length fits the byte.
+        self.bytes[self.value_at] = (self.len - self.value_at - 1) as u8;
+    }
+
+    fn push_str_pair(&mut self, name: &str, value: &str) {
+        if self.begin_pair(name) {
+            self.push_value(value);
         }
     }
 
-    /// Appends `name=value` for an integer, written without `core::fmt` (a field of a
-    /// hot span is often a step counter: this is most of what formatting costs).
+    /// A pair for an integer, written without `core::fmt` (a field of a hot span is
+    /// often a step counter: formatting it is most of what recording costs).
     fn push_integer(&mut self, name: &str, negative: bool, mut value: u64) {
         let mut digits = [0u8; 21];
         let mut at = digits.len();
@@ -364,29 +381,27 @@ impl Buf {
             at -= 1;
             digits[at] = b'-';
         }
-        self.push_str(name);
-        self.push_str("=");
-        // ASCII digits: always valid UTF-8.
-        self.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
-        self.push_byte(SEPARATOR);
+        // ASCII digits: valid UTF-8, so this never falls back to "".
+        self.push_str_pair(name, std::str::from_utf8(&digits[at..]).unwrap_or_default());
     }
 
-    fn cut(&mut self) {
-        self.bytes[self.len..self.len + CUT.len()].copy_from_slice(CUT.as_bytes());
-        self.len += CUT.len();
-        self.full = true;
+    /// A pair whose value `core::fmt` writes.
+    fn push_fmt_pair(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        if self.begin_pair(name) {
+            let _ = self.write_fmt(value);
+        }
     }
 }
 
+/// Writes into the value begun last.
 impl fmt::Write for Buf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push_str(s);
+        self.push_value(s);
         Ok(())
     }
 }
 
-/// Formats each field into a [`Buf`]: typed values by `Display` (no `Debug` quoting,
-/// no allocation), others by `Debug`.
+/// Formats each field into a [`Buf`].
 struct Formatter<'a>(&'a mut Buf);
 
 impl Visit for Formatter<'_> {
@@ -400,7 +415,7 @@ impl Visit for Formatter<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.push_pair(field.name(), format_args!("{value}"));
+        self.0.push_fmt_pair(field.name(), format_args!("{value}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -408,17 +423,12 @@ impl Visit for Formatter<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.0.full {
-            return;
-        }
-        self.0.push_str(field.name());
-        self.0.push_str("=");
-        self.0.push_str(value);
-        self.0.push_byte(SEPARATOR);
+        self.0.push_str_pair(field.name(), value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.push_pair(field.name(), format_args!("{value:?}"));
+        self.0
+            .push_fmt_pair(field.name(), format_args!("{value:?}"));
     }
 }
 
@@ -429,9 +439,13 @@ mod tests {
     fn buf(pairs: &[(&str, &str)]) -> Buf {
         let mut b = Buf::default();
         for (n, v) in pairs {
-            b.push_pair(n, format_args!("{v}"));
+            b.push_str_pair(n, v);
         }
         b
+    }
+
+    fn text(b: &Buf) -> &[u8] {
+        &b.bytes[..b.len]
     }
 
     #[test]
@@ -441,9 +455,8 @@ mod tests {
         let pairs: Vec<_> = b.pairs().collect();
         assert_eq!(pairs.len(), 2, "{pairs:?}");
         assert_eq!(pairs[0], ("a", "1"));
-        assert!(pairs[1].1.ends_with(CUT));
-        assert!(b.text().len() <= ENTRY_BYTES);
-        assert!(std::str::from_utf8(b.text()).is_ok());
+        assert!(pairs[1].1.ends_with(CUT) && b.cut);
+        assert!(b.len <= ENTRY_BYTES);
     }
 
     #[test]
@@ -463,9 +476,16 @@ mod tests {
     }
 
     #[test]
-    fn separators_inside_values_become_spaces() {
-        let b = buf(&[("a", "x\u{1f}y")]);
-        assert_eq!(b.pairs().collect::<Vec<_>>(), [("a", "x y")]);
+    fn any_byte_may_be_in_a_value_and_debug_values_are_formatted() {
+        let mut b = buf(&[("a", "x=\u{1f}y"), ("", "")]);
+        b.push_fmt_pair("f", format_args!("{}", 0.5));
+        b.push_fmt_pair("d", format_args!("{:?}", "q"));
+        let pairs: Vec<_> = b.pairs().collect();
+        assert_eq!(
+            pairs,
+            [("a", "x=\u{1f}y"), ("", ""), ("f", "0.5"), ("d", "\"q\"")]
+        );
+        assert!(!b.cut);
     }
 
     #[test]
@@ -525,7 +545,7 @@ mod tests {
                 let mut i = 0;
                 while !stop.load(Relaxed) {
                     let seq = entry.lock().expect("only writer");
-                    entry.write(1, texts[i % 2].text());
+                    entry.write(1, &texts[i % 2]);
                     entry.unlock(seq);
                     i += 1;
                 }
@@ -537,11 +557,8 @@ mod tests {
         while std::time::Instant::now() < until {
             for _ in 0..1000 {
                 if entry.read(&mut read).is_some() {
-                    let text = read.text();
-                    assert!(
-                        text == texts[0].text() || text == texts[1].text(),
-                        "torn read"
-                    );
+                    let t = text(&read);
+                    assert!(t == text(&texts[0]) || t == text(&texts[1]), "torn read");
                 }
             }
         }
