@@ -351,22 +351,20 @@ pub(crate) struct ThreadState {
     /// Only the owning thread touches this; see [`Threads::owned`].
     private: UnsafeCell<Private>,
     pub(crate) slots_stats: ThreadSlots,
-    /// The owning thread's name, for the open-span readout ([`open`]).
-    name: Option<String>,
-    /// The owning thread's number (`ThreadId`), for the open-span readout.
-    number: u64,
+    /// Which thread owns this state now, for the open-span readout ([`open`]). Set on
+    /// the thread's first use (`ThreadLocal` hands an exited thread's state to a later
+    /// thread that gets its recycled id); a lock, taken only there and by readouts.
+    label: std::sync::Mutex<open::ThreadLabel>,
 }
 
 // SAFETY: other threads only reach `slots` (atomics), `slots_stats` (atomics), and
-// `name` and `number` (never written after construction).
+// `label` (a mutex).
 // `private` is reached only through `Threads::owned`, which hands it to the thread that
 // owns this state (`ThreadLocal` gives each live thread its own), never to another.
 unsafe impl Sync for ThreadState {}
 
 impl Default for ThreadState {
-    /// The state of the calling thread (`ThreadLocal` makes it on the thread it is for).
     fn default() -> Self {
-        let (name, number) = open::this_thread();
         ThreadState {
             slots: (0..LOCAL_CAPACITY).map(|_| Slot::default()).collect(),
             private: UnsafeCell::new(Private {
@@ -378,8 +376,7 @@ impl Default for ThreadState {
                 thread_word: 0,
             }),
             slots_stats: ThreadSlots::default(),
-            name,
-            number,
+            label: Default::default(),
         }
     }
 }
@@ -664,6 +661,7 @@ impl Threads {
     #[inline(never)]
     fn first_use(&self) -> &ThreadState {
         let state = &self.states.get_or_default().0;
+        open::label(state);
         LAST.with(|last| last.set((self.instance, state)));
         state
     }

@@ -20,9 +20,10 @@
 
 use std::sync::atomic::{fence, Ordering::*};
 
-use super::{Slot, Threads, ENTERED, RIDERS_SHIFT};
+use super::{Slot, ThreadState, Threads, ENTERED, RIDERS_SHIFT};
 use crate::core::paths::PathId;
 use crate::core::rider::Bits;
+use crate::core::sync::LockUnpoisoned;
 
 #[cfg(doc)]
 use super::LOCAL_CAPACITY;
@@ -83,27 +84,46 @@ impl Threads {
         self.iter()
             .filter_map(|thread| {
                 let spans: Vec<LiveSpan> = thread.slots.iter().filter_map(Slot::peek).collect();
-                (!spans.is_empty()).then(|| LiveThread {
-                    name: thread.name.clone(),
-                    number: thread.number,
-                    spans,
+                (!spans.is_empty()).then(|| {
+                    let label = thread.label.lock_unpoisoned();
+                    LiveThread {
+                        name: label.name.clone(),
+                        number: label.number,
+                        spans,
+                    }
                 })
             })
             .collect()
     }
 }
 
-/// The calling thread's name and number, for [`LiveThread`].
-pub(super) fn this_thread() -> (Option<String>, u64) {
+/// Which thread a [`ThreadState`] belongs to, as the readout names it.
+#[derive(Default)]
+pub(crate) struct ThreadLabel {
+    id: Option<std::thread::ThreadId>,
+    name: Option<String>,
+    number: u64,
+}
+
+/// Labels `state` with the calling thread, which just reached it (its first use of it:
+/// the state may be a new one, or an exited thread's, recycled).
+pub(super) fn label(state: &ThreadState) {
     let thread = std::thread::current();
+    let mut label = state.label.lock_unpoisoned();
+    if label.id == Some(thread.id()) {
+        return;
+    }
     // `ThreadId::as_u64` is unstable; its `Debug` is `ThreadId(N)`.
     let debug = format!("{:?}", thread.id());
-    let number = debug
-        .trim_start_matches("ThreadId(")
-        .trim_end_matches(')')
-        .parse()
-        .unwrap_or(0);
-    (thread.name().map(str::to_owned), number)
+    *label = ThreadLabel {
+        id: Some(thread.id()),
+        name: thread.name().map(str::to_owned),
+        number: debug
+            .trim_start_matches("ThreadId(")
+            .trim_end_matches(')')
+            .parse()
+            .unwrap_or(0),
+    };
 }
 
 #[cfg(test)]
@@ -139,5 +159,33 @@ mod tests {
             assert_eq!(lab.core.threads.live_spans()[0].spans.len(), 1);
         });
         assert!(lab.core.threads.live_spans().is_empty());
+    }
+
+    #[test]
+    fn a_recycled_thread_state_is_labelled_with_its_new_thread() {
+        let (layer, profile) = layer_with(Clock::new(), GpuConfig::default());
+        let lab = profile.assembly().clone();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let run = |name: &str, keep_open: bool| {
+            let dispatch = dispatch.clone();
+            let lab = lab.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let _span = info_span!("work").entered();
+                        keep_open.then(|| lab.core.threads.live_spans())
+                    })
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        run("first", false);
+        let live = run("second", true).unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].name.as_deref(), Some("second"));
+        // The first thread's state went to the second (its id was recycled).
+        assert_eq!(lab.core.threads.iter().count(), 1);
     }
 }
