@@ -335,21 +335,23 @@ impl Buf {
     /// Appends `s` to the value begun last, or as much of it as fits (cut on a
     /// character boundary), then `…`.
     fn push_value(&mut self, s: &str) {
+        self.push_value_bytes(s.as_bytes(), |i| s.is_char_boundary(i));
+    }
+
+    /// [`Buf::push_value`] of UTF-8 `bytes`, whose character boundaries `boundary` tells.
+    fn push_value_bytes(&mut self, bytes: &[u8], boundary: impl Fn(usize) -> bool) {
         if self.cut {
             return;
         }
         let room = self.room();
-        let take = if s.len() <= room {
-            s.len()
+        let take = if bytes.len() <= room {
+            bytes.len()
         } else {
-            (0..=room)
-                .rev()
-                .find(|&i| s.is_char_boundary(i))
-                .unwrap_or(0)
+            (0..=room).rev().find(|&i| boundary(i)).unwrap_or(0)
         };
-        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.bytes[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
-        if take < s.len() {
+        if take < bytes.len() {
             self.bytes[self.len..self.len + CUT.len()].copy_from_slice(CUT.as_bytes());
             self.len += CUT.len();
             self.cut = true;
@@ -381,8 +383,10 @@ impl Buf {
             at -= 1;
             digits[at] = b'-';
         }
-        // ASCII digits: valid UTF-8, so this never falls back to "".
-        self.push_str_pair(name, std::str::from_utf8(&digits[at..]).unwrap_or_default());
+        if self.begin_pair(name) {
+            // ASCII: every byte is a character.
+            self.push_value_bytes(&digits[at..], |_| true);
+        }
     }
 
     /// A pair whose value `core::fmt` writes.
