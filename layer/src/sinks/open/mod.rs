@@ -104,9 +104,13 @@ pub struct OpenSpan {
     #[serde(with = "crate::decimal")]
     pub span_id: u64,
     /// Its fields as recorded, `(name, value)`, values formatted (strings unquoted);
-    /// empty when fields are not recorded (see the [module](self) docs).
+    /// empty when fields are not recorded ([`Builder::open_span_fields`] is off, the
+    /// callsite declares none, or its thread had 64 spans with fields open already).
+    ///
+    /// [`Builder::open_span_fields`]: crate::Builder::open_span_fields
     pub fields: Vec<(String, String)>,
-    /// The fields' text was cut (the last value ends with `…`).
+    /// Some of the fields were cut to fit: the last value (it then ends with `…`), or
+    /// fields after it.
     pub fields_cut: bool,
     /// How long it has been open (see [`OpenSpan::since`]).
     #[serde(rename = "open_ns", with = "ns")]
