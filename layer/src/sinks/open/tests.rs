@@ -231,6 +231,12 @@ fn a_span_that_never_closes_is_flagged_once_past_the_factor_and_ten_seconds() {
         assert!(!at_6s.stalled, "over 100 × p99 but under 10 s");
         assert!(warnings.stalls().is_empty());
         mock.increment(5 * SECOND);
+        // The snapshot thread samples without a default dispatcher of its own: the
+        // warning still reaches the layers, through the dispatch the layer was built in.
+        std::thread::scope(|s| {
+            s.spawn(|| profile.watch_open_spans());
+        });
+        assert_eq!(warnings.stalls().len(), 1, "said from the sampling thread");
         let at_11s = sample(&profile);
         assert!(at_11s.stalled);
         assert_eq!(at_11s.open, Duration::from_secs(11));
