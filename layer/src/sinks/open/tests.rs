@@ -352,6 +352,11 @@ fn merged_reports_tag_each_thread_with_its_run() {
     assert_eq!(merged.open_spans[0].run, 0);
     assert_eq!(merged.open_spans[1].run, 1);
     assert_eq!(merged.open_spans[1].spans, report.open_spans[0].spans);
+    assert!(
+        merged.to_text().contains(" (run 1)\n"),
+        "{}",
+        merged.to_text()
+    );
     // A file written before open spans existed reads as none.
     let mut value: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     value.as_object_mut().unwrap().remove("open_spans");

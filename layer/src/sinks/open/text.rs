@@ -33,11 +33,15 @@ pub(crate) fn render(out: &mut String, threads: &[OpenThread], human: fn(Duratio
     for thread in threads {
         let name = thread.thread.as_deref().unwrap_or("<unnamed>");
         let _ = write!(out, "thread {name} #{}", thread.thread_number);
-        match thread.rank {
-            Some(rank) => {
+        // Which process: its rank, or in a merge of runs without ranks, the run.
+        match (thread.rank, thread.run) {
+            (Some(rank), _) => {
                 let _ = writeln!(out, " (rank {rank})");
             }
-            None => out.push('\n'),
+            (None, 0) => out.push('\n'),
+            (None, run) => {
+                let _ = writeln!(out, " (run {run})");
+            }
         }
         let rows: Vec<(String, String, String)> = thread
             .spans
