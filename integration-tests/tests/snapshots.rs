@@ -298,3 +298,69 @@ fn a_bad_interval_costs_one_line_naming_the_variable_and_the_default_is_used() {
     assert_eq!((report.is_final, report.sequence), (true, 1));
     assert_eq!(calls(&report, "step"), 5);
 }
+
+/// The open spans of the path `names` in `report`, with their open times.
+fn open_spans_of<'a>(report: &'a Report, names: &[&str]) -> Vec<&'a spanlab::report::OpenSpan> {
+    report
+        .open_spans
+        .iter()
+        .flat_map(|thread| &thread.spans)
+        .filter(|span| span.path == names)
+        .collect()
+}
+
+#[test]
+fn a_hung_span_is_listed_open_in_every_snapshot_and_its_time_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = workload("hang")
+        .env("SPANLAB_REPORT_JSON", &json)
+        .env("SPANLAB_SNAPSHOT_INTERVAL", "200ms")
+        .env("SPANLAB_OPEN_SPAN_FIELDS", "on")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "hung");
+    // Two snapshots taken after the hang: the same span, open longer in the later one.
+    let mut seen: Vec<(u64, Duration)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 || seen[seen.len() - 1].0 == seen[0].0 {
+        assert!(
+            Instant::now() < deadline,
+            "no two snapshots with the hung span: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(text) = std::fs::read_to_string(&json) else {
+            continue;
+        };
+        let report = Report::from_json(&text).unwrap();
+        let stuck = open_spans_of(&report, &["train", "all_reduce"]);
+        if stuck.is_empty() {
+            continue;
+        }
+        assert_eq!(stuck.len(), 1, "only the hung call is open: {stuck:?}");
+        assert_eq!(stuck[0].fields, [("bucket".to_string(), "99".to_string())]);
+        assert_eq!(stuck[0].since, spanlab::report::OpenSince::FirstSeen);
+        assert!(stuck[0].p99.is_some(), "20 calls finished before it");
+        assert_eq!(
+            open_spans_of(&report, &["train"]).len(),
+            1,
+            "its root is open too"
+        );
+        assert_eq!(calls(&report, "train"), 0, "the root never finished");
+        seen.push((report.sequence, stuck[0].open));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    assert!(
+        last.1 > first.1,
+        "snapshot {} says open {:?}, the later {} says {:?}",
+        first.0,
+        first.1,
+        last.0,
+        last.1
+    );
+}

@@ -68,6 +68,19 @@ fn run(variant: &str, n: u64) {
                 Some(guard),
             )
         }
+        // Profiling with open-span fields recorded: the lifecycle's two fields make
+        // its spans take the general paths (not in the script's loop; run it by hand).
+        "fields" => {
+            let (layer, guard) = spanlab::SpanLab::builder()
+                .report_to(spanlab::ReportTarget::Off)
+                .ignore_env()
+                .open_span_fields(true)
+                .build();
+            (
+                tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+                Some(guard),
+            )
+        }
         "export" => {
             let (layer, guard) = spanlab::SpanLab::builder()
                 .report_to(spanlab::ReportTarget::Off)
@@ -80,7 +93,9 @@ fn run(variant: &str, n: u64) {
             )
         }
         other => {
-            eprintln!("unknown variant {other:?}: expected `empty`, `spanlab` or `export`");
+            eprintln!(
+                "unknown variant {other:?}: expected `empty`, `spanlab`, `fields` or `export`"
+            );
             std::process::exit(2);
         }
     };
@@ -105,13 +120,14 @@ fn main() {
         [variant, n] => match n.parse() {
             Ok(n) => run(variant, n),
             Err(_) => {
-                eprintln!("usage: lifecycle_instructions (empty|spanlab|export) N");
+                eprintln!("usage: lifecycle_instructions (empty|spanlab|fields|export) N");
                 std::process::exit(2);
             }
         },
         _ => {
             run("empty", 100);
             run("spanlab", 100);
+            run("fields", 100);
             run("export", 100);
         }
     }

@@ -71,8 +71,10 @@ impl Emitter {
         };
         let (profile, errors) = (self.profile.clone(), self.config_errors.clone());
         let metrics = self.metrics.clone();
+        let watched = profile.clone();
         let rounds = SnapshotRounds::new(
             move || report_of(&profile, &errors, metrics.as_deref()),
+            move || watched.watch_open_spans(),
             self.writer.clone(),
         );
         match Snapshotter::start(interval, rounds) {

@@ -15,6 +15,7 @@ use crate::riders::gpu::{GpuBook, GpuConfig};
 use crate::riders::llm::rider::PromptRider;
 use crate::riders::llm::PromptBook;
 use crate::riders::rng::rider::SeedRider;
+use crate::sinks::open::rider::OpenRider;
 
 /// OTLP export, or (without the `otlp` feature) a zero-sized stand-in whose hooks are
 /// the trait's inline no-ops.
@@ -33,7 +34,10 @@ impl crate::core::rider::Rider for ExportRider {
 }
 
 /// Every rider, in the order their hooks run (sinks last).
-pub(crate) type Riders = (SeedRider, (GpuRider, (PromptRider, ExportRider)));
+pub(crate) type Riders = (
+    SeedRider,
+    (GpuRider, (PromptRider, (ExportRider, OpenRider))),
+);
 
 /// What the riders' sections of a report read.
 pub(crate) fn seeds(riders: &Riders) -> &SeedRider {
@@ -52,7 +56,12 @@ pub(crate) fn prompts(riders: &Riders) -> &PromptRider {
 
 /// The export sink.
 pub(crate) fn export(riders: &Riders) -> &ExportRider {
-    &riders.1 .1 .1
+    &riders.1 .1 .1 .0
+}
+
+/// The open-span sink: fields of open spans, and the watcher.
+pub(crate) fn open(riders: &Riders) -> &OpenRider {
+    &riders.1 .1 .1 .1
 }
 
 /// Sends what export has queued and stops it (waiting at most its flush timeout).
@@ -87,7 +96,10 @@ pub(crate) fn assemble(
         SeedRider::default(),
         (
             GpuRider::new(GpuBook::new(gpu)),
-            (PromptRider { book: prompts }, export),
+            (
+                PromptRider { book: prompts },
+                (export, OpenRider::default()),
+            ),
         ),
     );
     Arc::new(Assembly {

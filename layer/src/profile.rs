@@ -49,6 +49,12 @@ impl Profile {
         Profile { lab, run }
     }
 
+    /// The core and riders behind this profile (tests).
+    #[cfg(test)]
+    pub(crate) fn assembly(&self) -> &Arc<Assembly<Riders>> {
+        &self.lab
+    }
+
     /// Statistics of one path, written as in the report: `"epoch > forward"` (spaces
     /// around `>` optional). `None` until a span of that path has finished (been
     /// entered and closed), as in [`Profile::paths`].
@@ -99,6 +105,28 @@ impl Profile {
         report.warnings = warnings;
         report.warnings.extend(gpu_warnings);
         report.warnings.extend(prompt_warnings);
+        report.open_spans = self.sample_open_spans();
+        report.warnings.extend(lab::open(riders).warnings());
         report
+    }
+
+    /// Samples the spans open now: updates the watcher's first-seen times and says new
+    /// stalls (see `sinks::open`). For the snapshot thread, between reports; every
+    /// report samples too.
+    pub(crate) fn watch_open_spans(&self) {
+        self.sample_open_spans();
+    }
+
+    /// Applies the builder's open-span settings (before the first span).
+    pub(crate) fn configure_open(&self, fields: bool, stall_factor: f64) {
+        lab::open(&self.lab.riders).configure(fields, stall_factor);
+    }
+
+    fn sample_open_spans(&self) -> Vec<crate::report::OpenThread> {
+        let tag = crate::sinks::open::watch::RunTag {
+            run: 0,
+            rank: self.run.rank,
+        };
+        lab::open(&self.lab.riders).sample(&self.lab.core, tag)
     }
 }

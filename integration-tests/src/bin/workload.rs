@@ -84,6 +84,21 @@ fn grow() {
     }
 }
 
+/// Twenty quick `all_reduce` calls under `train`, then one that never returns: the
+/// hung collective the open-span list must show. Prints `hung` when it is stuck.
+fn hang() {
+    let _train = info_span!("train").entered();
+    for bucket in 0..20u64 {
+        info_span!("all_reduce", bucket).in_scope(|| std::hint::black_box(bucket));
+    }
+    let _stuck = info_span!("all_reduce", bucket = 99u64).entered();
+    println!("hung");
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "normal".into());
     if mode == "bad_seed" {
@@ -127,6 +142,7 @@ fn main() {
         }
         "steady" => steady(std::env::args().nth(2).map(|n| n.parse().unwrap())),
         "grow" => grow(),
+        "hang" => hang(),
         "error" => {
             for step in 0..9 {
                 let _ = validate(step);

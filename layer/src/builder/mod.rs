@@ -62,6 +62,14 @@ pub struct Builder {
     prompts: PromptSettings,
     pub(crate) export: export::ExportOptions,
     metrics: MetricsSettings,
+    open: OpenSettings,
+}
+
+/// The builder's open-span settings (`sinks::open`).
+#[derive(Clone, Debug, Default)]
+struct OpenSettings {
+    fields: bool,
+    stall_factor: Option<f64>,
 }
 
 /// The builder's prompt-record settings.
@@ -233,6 +241,39 @@ impl Builder {
         self
     }
 
+    /// Record the fields of open spans, for the reports' list of open spans (default
+    /// off). Only spans whose callsite declares fields are affected: they take the
+    /// layer's general paths, where each span's fields are formatted once into a
+    /// preallocated per-thread table (at most 128 bytes each, 64 spans per thread).
+    /// Spans without fields cost the same either way.
+    ///
+    /// ```
+    /// let (_layer, _guard) = spanlab::SpanLab::builder()
+    ///     .report_to(spanlab::ReportTarget::Off)
+    ///     .open_span_fields(true)
+    ///     .build();
+    /// ```
+    pub fn open_span_fields(mut self, on: bool) -> Self {
+        self.open.fields = on;
+        self
+    }
+
+    /// How many times its path's p99 a span may stay open (and at least 10 s) before
+    /// the reports flag it as stalled and a WARN event says so, once (default 100;
+    /// `SPANLAB_STALL_FACTOR` overrides it). A path with no finished call is never
+    /// flagged. A value that is not a positive number is reported, and the default used.
+    ///
+    /// ```
+    /// let (_layer, _guard) = spanlab::SpanLab::builder()
+    ///     .report_to(spanlab::ReportTarget::Off)
+    ///     .stall_factor(20.0)
+    ///     .build();
+    /// ```
+    pub fn stall_factor(mut self, factor: f64) -> Self {
+        self.open.stall_factor = Some(factor);
+        self
+    }
+
     /// The layer, to compose into your own subscriber, and the guard that writes the
     /// report when dropped. Rejected settings are printed once on stderr.
     pub fn build(self) -> (SpanLabLayer, Guard) {
@@ -283,9 +324,15 @@ impl Builder {
                 .flatten();
             (config, otlp)
         });
+        let (stall_factor, stall_errors) =
+            crate::sinks::open::config::stall_factor(self.open.stall_factor, env);
+        errors.extend(stall_errors);
+        let (open_fields, field_errors) =
+            crate::sinks::open::config::open_span_fields(self.open.fields, env);
+        errors.extend(field_errors);
         // The report's run metadata (launcher ranks included): the same process.
         let run = RunInfo::start(&process);
-        assemble(
+        let (layer, guard) = assemble(
             self.gpu,
             prompts,
             outputs,
@@ -294,7 +341,10 @@ impl Builder {
             export,
             run,
             metrics,
-        )
+        );
+        // Before any span: a callsite's interest in fields is asked once.
+        layer.profile().configure_open(open_fields, stall_factor);
+        (layer, guard)
     }
 
     /// Installs a global subscriber — the registry, an `EnvFilter` when `RUST_LOG` is

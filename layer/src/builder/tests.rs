@@ -64,3 +64,19 @@ fn the_reports_run_has_the_launchers_ranks_unless_the_environment_is_ignored() {
         assert_eq!((run.rank, run.local_rank, run.world_size), expected);
     }
 }
+
+#[test]
+fn a_bad_stall_factor_is_one_error_naming_the_variable() {
+    let env = Env::of(&[("SPANLAB_STALL_FACTOR", "often")]);
+    let (layer, unarmed) = SpanLab::builder()
+        .report_to(ReportTarget::Off)
+        .stall_factor(7.0)
+        .build_unarmed(&env);
+    let guard = unarmed.arm();
+    let errors = guard.config_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].source_name(), "SPANLAB_STALL_FACTOR");
+    assert!(guard.report().warnings[0].contains("SPANLAB_STALL_FACTOR=\"often\""));
+    drop(layer);
+    drop(guard); // reports to `Off`: nothing written
+}

@@ -15,6 +15,8 @@
 //! | `SPANLAB_PROMPTS_JSONL` | a file path: every LLM record is appended as it happens | none |
 //! | `SPANLAB_SEED` | the run's root seed, an unsigned 64-bit integer | from the OS |
 //! | `SPANLAB_SNAPSHOT_INTERVAL` | a duration (`500ms`, `30s`, `5m`, `1h`; at least `10ms`) or `off`: how often the report files are rewritten during the run | `60s` with a report file, else `off` |
+//! | `SPANLAB_STALL_FACTOR` | a positive number: an open span is stalled past this many times its path's p99 (and 10 s) | `100` |
+//! | `SPANLAB_OPEN_SPAN_FIELDS` | `on` or `off`: record span fields for the list of open spans | `off` |
 //!
 //! Report paths may hold `{rank}`, `{local_rank}`, `{pid}` and `{host}`; under a
 //! launcher's `RANK`, a path without them gets `.rank{N}` before its extension, so

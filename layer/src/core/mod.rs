@@ -109,6 +109,16 @@ impl Core {
             .collect()
     }
 
+    /// The 99th percentile of path `id`'s finished calls; `None` before the first.
+    pub(crate) fn p99(&self, id: paths::PathId) -> Option<Duration> {
+        let (mut merged, mut scratch) = (Aggregate::default(), Aggregate::default());
+        for thread in self.threads.iter() {
+            thread.slots_stats.merge_path(id, &mut merged, &mut scratch);
+        }
+        (merged.calls > 0)
+            .then(|| PathStats::from_aggregate(Vec::new(), &merged, self.clock.scale()).p99)
+    }
+
     /// Spans closed without ever being entered (counted, not timed).
     pub(crate) fn spans_never_entered(&self) -> u64 {
         self.threads

@@ -2,5 +2,6 @@
 #[cfg(feature = "otlp")]
 pub mod export;
 pub(crate) mod metrics;
+pub(crate) mod open;
 pub mod report;
 pub(crate) mod snapshots;

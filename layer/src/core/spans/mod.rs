@@ -40,6 +40,17 @@
 //!    traces (an event would re-enter the layer and make a second). Riders keep this
 //!    by queueing what they say (`core::say`). Debug builds check it: making a second
 //!    `Owned` on a thread panics, naming the rule.
+//! 6. A snapshot reader ([`open`]: which spans are open now) may read a live slot's
+//!    fields from any thread at any time, without the owner's knowledge: `id` with
+//!    acquire, then the fields, then `id` again, keeping what it read only if `id` did
+//!    not change. It never writes. This is sound because every field is an atomic (no
+//!    torn or undefined read, whatever the owner does meanwhile), and the reader
+//!    tolerates stale values: `path` and the rider bits never change while `id` holds
+//!    (rule 1 published them before it), and the times it reads may lag the owner's
+//!    last interval — a span's first interval may be seen as not completed yet, or, on
+//!    a weakly ordered CPU, with its `first_enter` not yet visible beside `ENTERED`.
+//!    What it reads only goes into a report's list of open spans, an estimate by
+//!    nature; the statistics never depend on it.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -56,6 +67,7 @@ use super::rider::{Bits, SpanWord};
 use super::stats::{SlotIndex, ThreadSlots};
 
 mod fast;
+pub(crate) mod open;
 
 /// Live spans a thread keeps in its own table before evicting the oldest.
 pub(crate) const LOCAL_CAPACITY: usize = 64;
@@ -339,9 +351,14 @@ pub(crate) struct ThreadState {
     /// Only the owning thread touches this; see [`Threads::owned`].
     private: UnsafeCell<Private>,
     pub(crate) slots_stats: ThreadSlots,
+    /// Which thread owns this state now, for the open-span readout ([`open`]). Set on
+    /// the thread's first use (`ThreadLocal` hands an exited thread's state to a later
+    /// thread that gets its recycled id); a lock, taken only there and by readouts.
+    label: std::sync::Mutex<open::ThreadLabel>,
 }
 
-// SAFETY: other threads only reach `slots` (atomics) and `slots_stats` (atomics).
+// SAFETY: other threads only reach `slots` (atomics), `slots_stats` (atomics), and
+// `label` (a mutex).
 // `private` is reached only through `Threads::owned`, which hands it to the thread that
 // owns this state (`ThreadLocal` gives each live thread its own), never to another.
 unsafe impl Sync for ThreadState {}
@@ -359,6 +376,7 @@ impl Default for ThreadState {
                 thread_word: 0,
             }),
             slots_stats: ThreadSlots::default(),
+            label: Default::default(),
         }
     }
 }
@@ -643,6 +661,7 @@ impl Threads {
     #[inline(never)]
     fn first_use(&self) -> &ThreadState {
         let state = &self.states.get_or_default().0;
+        open::label(state);
         LAST.with(|last| last.set((self.instance, state)));
         state
     }

@@ -101,6 +101,23 @@
 //!     "otlp_exports": 0, "otlp_failed_exports": 0,    // integers; merged reports add them
 //!     "last_error": null             // string or null: a taken port, the last failed export
 //!   },
+//!   "open_spans": [                  // spans open when the report was made (usually none at exit)
+//!     { "run": 0,                    // which of "runs" the thread belongs to
+//!       "rank": 3,                   // that run's RANK, or null
+//!       "thread": "main",            // the thread's name, or null
+//!       "thread_number": 1,          // its ThreadId in the process
+//!       "spans": [                   // from the root down: tree order, longest open first
+//!         { "path": ["train", "step", "all_reduce"],
+//!           "span_id": "2251799813685249",   // string: tracing's span id
+//!           "fields": [["bucket", "7"]],     // [name, value] as recorded; [] when not recorded
+//!           "fields_cut": false,             // the last value was cut (ends with "…")
+//!           "open_ns": 300000000000,         // integer: how long it has been open, from
+//!           "since": "first_seen",           //   "first_enter" (exact) or "first_seen": the
+//!                                            //   first sample that saw it (a lower bound)
+//!           "p99_ns": 85000000,              // its path's p99, or null before a finished call
+//!           "stalled": true }                // open > SPANLAB_STALL_FACTOR × p99, and > 10 s
+//!       ] }
+//!   ],
 //!   "seeds": {
 //!     "root": 7,                     // the run's root seed
 //!     "source": "env",               // "env" (SPANLAB_SEED), "builder" or "os"
@@ -157,6 +174,9 @@
 //!   are the last 5 by `unix_nanos`.
 //! * export counts add; targets that differ are listed together (`"a, b"`), as are GPU
 //!   probes that differ, and the last error of the last report that had one is kept.
+//! * `open_spans` are concatenated, in the order of the reports, each thread's `run`
+//!   renumbered to its run's place in the merged `runs` (its `rank` says which rank it
+//!   is stuck on).
 //! * `runs` are concatenated, warnings too (without repeats), `spans_never_entered`
 //!   adds, `elapsed_ns` is the longest; `final` is true when every report's is, and
 //!   `sequence` is the smallest.
@@ -207,6 +227,9 @@
 //! * in `seeds`, `seeds_kept`, and per seeded path `sketch`;
 //! * `final` and `sequence` (snapshots; absent from the first /2 files, which read as
 //!   final with sequence 0).
+//! * `open_spans`: the spans open when the report was made, per thread (see
+//!   [`OpenThread`](crate::report::OpenThread)). Added within /2: readers accept a /2
+//!   file without it (no open spans).
 //!
 //! A /1 report cannot be read back or merged: it has neither the sums nor the
 //! histograms. [`Report::from_json`](crate::Report::from_json) says so
@@ -242,6 +265,7 @@ struct JsonReport<'a> {
     prompts: JsonPrompts<'a>,
     export: Option<super::export::JsonExport<'a>>,
     metrics: Option<&'a super::MetricsReport>,
+    open_spans: &'a [super::OpenThread],
 }
 
 #[derive(Serialize)]
@@ -407,6 +431,7 @@ pub(super) fn render(r: &Report) -> String {
         paths: r.paths.iter().map(JsonPath::from).collect(),
         export: r.export.as_ref().map(super::export::JsonExport::from),
         metrics: r.metrics.as_ref(),
+        open_spans: &r.open_spans,
         prompts: JsonPrompts {
             models: r
                 .prompts

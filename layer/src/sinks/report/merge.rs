@@ -145,8 +145,24 @@ impl Report {
             // smallest sequence (like `all`, associative, and a merge of one is itself).
             is_final: reports.iter().all(|r| r.is_final),
             sequence: reports.iter().map(|r| r.sequence).min().unwrap_or(0),
+            open_spans: merge_open_spans(reports),
         })
     }
+}
+
+/// Every report's open spans, in order, each thread's run renumbered to its place in
+/// the merged `runs`.
+fn merge_open_spans(reports: &[Report]) -> Vec<super::OpenThread> {
+    let mut offset = 0;
+    let mut out = Vec::new();
+    for r in reports {
+        out.extend(r.open_spans.iter().cloned().map(|mut t| {
+            t.run += offset;
+            t
+        }));
+        offset += r.runs.len();
+    }
+    out
 }
 
 fn merge_paths(reports: &[Report]) -> Result<Vec<PathStats>, MergeError> {

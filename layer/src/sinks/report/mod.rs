@@ -46,6 +46,7 @@ mod view;
 
 use std::time::Duration;
 
+pub use crate::sinks::open::{OpenSince, OpenSpan, OpenThread};
 pub use export::{ExportReport, FlushOutcome};
 pub use merge::MergeError;
 pub use metrics::MetricsReport;
@@ -98,6 +99,10 @@ pub struct Report {
     /// [`Profile::report`](crate::Profile::report), or read from a file without the
     /// key). In a merge: the smallest of the merged reports' (see [`json`]).
     pub sequence: u64,
+    /// The spans open when the report was made, per thread, from the root down (see
+    /// [`OpenThread`]); in a merge, every report's, each thread tagged with its run.
+    /// Usually empty at a clean exit.
+    pub open_spans: Vec<OpenThread>,
 }
 
 impl Report {
@@ -121,6 +126,7 @@ impl Report {
             warnings: Vec::new(),
             is_final: false,
             sequence: 0,
+            open_spans: Vec::new(),
         }
     }
 

@@ -192,6 +192,8 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         Some(value) => serde_json::from_value(value).map_err(|e| invalid("metrics".into(), e))?,
         None => None,
     };
+    // Added within /2 by the open-span list: a file without it had none to say.
+    let open_spans = take_or(&mut top, "open_spans", Vec::new())?;
     Ok(Report {
         elapsed: Duration::from_nanos(elapsed_ns),
         runs,
@@ -205,6 +207,7 @@ fn read_v2(mut top: Map<String, Value>) -> Result<Report, ReportError> {
         warnings,
         is_final,
         sequence,
+        open_spans,
     })
 }
 

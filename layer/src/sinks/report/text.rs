@@ -10,6 +10,7 @@ pub(super) fn render(r: &Report) -> String {
     let mut out = String::new();
     render_summary(&mut out, r);
     render_paths(&mut out, &r.paths);
+    crate::sinks::open::text::render(&mut out, &r.open_spans, human);
     render_gpu(&mut out, &r.gpu);
     render_prompts(&mut out, &r.prompts);
     render_seeds(&mut out, &r.seeds);

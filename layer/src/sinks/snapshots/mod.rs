@@ -45,27 +45,40 @@ use std::sync::Arc;
 
 use crate::sinks::report::Report;
 
-/// The snapshot thread's work: each snapshot makes a report and writes it everywhere
-/// the writer has a file.
-pub(crate) struct SnapshotRounds<F> {
+/// The snapshot thread's work: at every wake, `watch` (the open-span sampling, which
+/// times spans still in their first entry and says stalls); at each snapshot, a report
+/// written everywhere the writer has a file.
+pub(crate) struct SnapshotRounds<F, W> {
     make_report: F,
+    watch: W,
     writer: Arc<ReportWriter>,
 }
 
-impl<F: Fn() -> Report + Send + 'static> SnapshotRounds<F> {
-    /// Rounds that write `make_report()` through `writer`.
-    pub(crate) fn new(make_report: F, writer: Arc<ReportWriter>) -> Self {
+impl<F, W> SnapshotRounds<F, W>
+where
+    F: Fn() -> Report + Send + 'static,
+    W: Fn() + Send + 'static,
+{
+    /// Rounds that call `watch()` at every wake and write `make_report()` through
+    /// `writer` at every snapshot.
+    pub(crate) fn new(make_report: F, watch: W, writer: Arc<ReportWriter>) -> Self {
         SnapshotRounds {
             make_report,
+            watch,
             writer,
         }
     }
 }
 
-impl<F: Fn() -> Report + Send + 'static> Rounds for SnapshotRounds<F> {
+impl<F, W> Rounds for SnapshotRounds<F, W>
+where
+    F: Fn() -> Report + Send + 'static,
+    W: Fn() + Send + 'static,
+{
     fn on_wake(&mut self) {
-        // Per-wake work (sampling what is open now, say) goes here: it runs every
-        // wake, at most a second apart, whether or not a snapshot is due.
+        // Every wake, at most a second apart, whether or not a snapshot is due: the
+        // precision of a first-seen open time, and how late a stall can be said.
+        (self.watch)();
     }
 
     fn snapshot(&mut self, sequence: u64) {
