@@ -24,10 +24,10 @@ count() { # variant lifecycles -> total instructions
     sed -n 's/^summary: //p' "$out/cg"
 }
 declare -A per
-for variant in empty spanlab export; do
+for variant in empty spanlab fields export; do
     base=$(count "$variant" 0)
     full=$(count "$variant" "$n")
     per[$variant]=$(( (full - base) / n ))
     echo "$variant: $(( full - base )) instructions over $n lifecycles = ${per[$variant]} per lifecycle"
 done
-echo "spanlab adds $(( per[spanlab] - per[empty] )) instructions per lifecycle to the registry with an empty layer; exporting, $(( per[export] - per[empty] ))"
+echo "spanlab adds $(( per[spanlab] - per[empty] )) instructions per lifecycle to the registry with an empty layer; recording open-span fields, $(( per[fields] - per[empty] )); exporting, $(( per[export] - per[empty] ))"
