@@ -140,6 +140,15 @@ pub(crate) struct Outputs {
     pub(crate) snapshot_interval: Option<std::time::Duration>,
 }
 
+/// Parses a variable's value as a positive integer (a count: batch sizes, queue
+/// lengths, path caps); the error is the line's "expected ..." part.
+pub(crate) fn parse_positive(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a positive integer".into()),
+    }
+}
+
 /// Applies the environment over the builder's settings and checks every path.
 /// Rejected values are returned as errors and left out of the outputs.
 pub(crate) fn resolve(

@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, Env};
+use crate::config::{parse_positive, ConfigError, Env};
 
 /// The OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -607,13 +607,6 @@ fn parse_millis(value: &str) -> Result<Duration, String> {
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| "expected a whole number of milliseconds".into())
-}
-
-fn parse_positive(value: &str) -> Result<usize, String> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("expected a positive integer".into()),
-    }
 }
 
 /// `OTEL_TRACES_EXPORTER`: whether traces are exported. The specification's value is

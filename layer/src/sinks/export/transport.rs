@@ -22,6 +22,21 @@ use tonic::transport::Uri;
 use super::config::{ExportConfig, Protocol};
 use super::pipeline::{DynExporter, Shared};
 
+/// The headers (`OTEL_EXPORTER_OTLP_HEADERS`) as gRPC metadata: keys lowercased, as
+/// gRPC requires. A header that is not valid metadata is an error naming it.
+pub(crate) fn grpc_metadata(
+    headers: &[(String, String)],
+) -> Result<tonic::metadata::MetadataMap, String> {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (k, v) in headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|e| format!("header `{k}`: {e}"))?;
+        let value = v.parse().map_err(|e| format!("header `{k}`: {e}"))?;
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}
+
 /// Builds the exporter `config` describes. Must run inside a Tokio runtime context.
 pub(crate) fn build(
     config: &ExportConfig,
@@ -31,14 +46,7 @@ pub(crate) fn build(
     let https = endpoint.starts_with("https://");
     let exporter = match config.protocol {
         Protocol::Grpc => {
-            let mut metadata = tonic::metadata::MetadataMap::new();
-            for (k, v) in &config.headers {
-                let key =
-                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                        .map_err(|e| format!("header `{k}`: {e}"))?;
-                let value = v.parse().map_err(|e| format!("header `{k}`: {e}"))?;
-                metadata.insert(key, value);
-            }
+            let metadata = grpc_metadata(&config.headers)?;
             // The channel opentelemetry-otlp would make (endpoint, timeout, TLS), over a
             // connector that reports its attempts.
             let mut channel = tonic::transport::Endpoint::from_shared(endpoint)

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, Env, Process};
+use crate::config::{parse_positive, ConfigError, Env, Process};
 
 /// The default Prometheus port (the specification's, and the one the OpenTelemetry
 /// Prometheus exporters register).
@@ -196,13 +196,6 @@ fn parse_port(value: &str) -> Result<u16, String> {
         .trim()
         .parse::<u16>()
         .map_err(|_| "expected a port number from 0 to 65535".into())
-}
-
-fn parse_positive(value: &str) -> Result<usize, String> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("expected a positive integer".into()),
-    }
 }
 
 fn parse_millis(value: &str) -> Result<Duration, String> {

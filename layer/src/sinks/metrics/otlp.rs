@@ -200,13 +200,7 @@ fn sender(config: &ExportConfig) -> Result<Sender, String> {
     let endpoint = config.endpoint.clone().ok_or("no endpoint")?;
     match config.protocol {
         Protocol::Grpc => {
-            let mut metadata = tonic::metadata::MetadataMap::new();
-            for (k, v) in &config.headers {
-                let key =
-                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                        .map_err(|e| format!("header `{k}`: {e}"))?;
-                metadata.insert(key, v.parse().map_err(|e| format!("header `{k}`: {e}"))?);
-            }
+            let metadata = crate::sinks::export::transport::grpc_metadata(&config.headers)?;
             let mut channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
                 .map_err(|e| format!("{endpoint}: {e}"))?
                 .timeout(config.timeout);
