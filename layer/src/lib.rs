@@ -39,6 +39,13 @@
 //! * [`gpu`]: GPU memory deltas, nested peaks and energy for spans with `gpu = true`
 //!   (features `cuda`, `nvml`; a simulated probe for tests).
 //! * [`llm`]: prompt/response records of LLM calls, and [`llm::PromptRecorder`].
+//! * [`Builder::snapshot_interval`]: the report files rewritten during the run, so a
+//!   killed job leaves a report; every report lists the spans open at that moment and
+//!   flags stalls ([`report::OpenThread`]).
+//! * [`export::current_traceparent`] (feature `otlp`): the W3C `traceparent` to hand to
+//!   child processes, so a job's ranks are one trace.
+//! * [`Builder::prometheus`] and OTLP metrics: exact per-path histograms and counters,
+//!   live, for dashboards.
 //! * [`config`]: the `SPANLAB_*` environment variables.
 //!
 //! # How the crate is built
@@ -52,8 +59,9 @@
 //!                      riders/  rng (seeded scopes), gpu (memory, energy), llm (prompts)
 //!                        |      closed spans and aggregates, through the core's readers
 //!                        v
-//!                      sinks/   report (text, JSON, folded), export (OTLP traces)
-//!                               metrics (live: Prometheus /metrics, OTLP metrics)
+//!                      sinks/   report (text, JSON, folded), snapshots (the report files
+//!                               rewritten during the run), open (open spans, stalls),
+//!                               export (OTLP traces), metrics (live: Prometheus, OTLP)
 //! ```
 //!
 //! * `core/` names no rider and no sink. Everything a span carries besides its timing
