@@ -115,6 +115,11 @@ fn midpoint(i: u32) -> u64 {
 /// Counts of nanosecond durations in the report layout (see the [module docs](self)),
 /// listing only the buckets that hold something. Part of [`DurationSums`].
 ///
+/// The layout is one of integers: the same buckets also count an LLM model's tokens
+/// per call ([`ModelStats::input_token_histogram`](crate::llm::ModelStats::input_token_histogram)),
+/// where bucket `i < 256` holds exactly `i` tokens and a bucket above is at most 1/256
+/// of its lower bound wide.
+///
 /// ```
 /// use tracing_subscriber::prelude::*;
 /// let (layer, _guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
@@ -214,6 +219,36 @@ impl Histogram {
     /// The `(bucket, count)` pairs, buckets increasing.
     pub(crate) fn sparse(&self) -> &[(u32, u64)] {
         &self.buckets
+    }
+
+    /// Counts one more value (`value` in whatever unit the histogram holds: the layout
+    /// is a layout of integers, used for nanoseconds and for LLM token counts alike).
+    /// A binary search and, for a bucket not yet listed, one insertion: for values
+    /// counted behind a lock off the span callbacks, not for the hot path.
+    pub(crate) fn record(&mut self, value: u64) {
+        let i = index(value);
+        match self.buckets.binary_search_by_key(&i, |&(j, _)| j) {
+            Ok(k) => self.buckets[k].1 = self.buckets[k].1.saturating_add(1),
+            Err(k) => self.buckets.insert(k, (i, 1)),
+        }
+    }
+
+    /// The smallest and the largest sum the counted values can have: each bucket's
+    /// count times its first and its last value. Lets a reader check a sum kept beside
+    /// the histogram (an LLM model's tokens) against it.
+    pub(crate) fn sum_range(&self) -> (u128, u128) {
+        self.buckets().fold((0, 0), |(low, high), (range, c)| {
+            let c = u128::from(c);
+            (
+                low + c * u128::from(*range.start()),
+                high + c * u128::from(*range.end()),
+            )
+        })
+    }
+
+    /// The bucket-by-bucket sum of two histograms; `None` when a count would overflow.
+    pub(crate) fn added(&self, other: &Histogram) -> Option<Histogram> {
+        self.merged(other)
     }
 
     /// The bucket-by-bucket sum of two histograms (a merge: one linear pass over both
@@ -777,5 +812,30 @@ mod tests {
         assert!(Histogram::from_sparse(vec![(5, 1), (5, 1)]).is_err());
         assert!(Histogram::from_sparse(vec![(5, 0)]).is_err());
         assert!(Histogram::from_sparse(vec![(BUCKETS, 1)]).is_err());
+    }
+
+    #[test]
+    fn recording_one_by_one_equals_the_sparse_list_and_bounds_the_sum() {
+        let values = [0u64, 3, 3, 255, 256, 300, 70_000, 70_001, u64::MAX];
+        let mut h = Histogram::default();
+        for &v in values.iter().rev() {
+            h.record(v);
+        }
+        let mut expected: Vec<(u32, u64)> = Vec::new();
+        for &v in &values {
+            match expected.last_mut() {
+                Some((i, c)) if *i == index(v) => *c += 1,
+                _ => expected.push((index(v), 1)),
+            }
+        }
+        assert_eq!(h, Histogram::from_sparse(expected).unwrap());
+        assert_eq!(h.count(), values.len() as u64);
+        let sum: u128 = values.iter().map(|&v| u128::from(v)).sum();
+        let (low, high) = h.sum_range();
+        assert!(low <= sum && sum <= high, "{low} ≤ {sum} ≤ {high}");
+        // Below 256 every bucket is one value: the range is the sum itself.
+        let mut small = Histogram::default();
+        (0..256).for_each(|v| small.record(v));
+        assert_eq!(small.sum_range(), (255 * 128, 255 * 128));
     }
 }

@@ -1,6 +1,16 @@
 //! What the layer keeps of LLM calls: the redacted, capped record of each call; per
 //! model, calls, tokens and latency (bounded, however many calls); the last few
 //! records for the report; and the JSONL file every record is appended to.
+//!
+//! Tokens per call are kept as exact histograms, one for prompt and one for response
+//! tokens per model, in the report's log-linear layout ([`Histogram`]): counts of
+//! integers, here tokens instead of nanoseconds. Up to 511 tokens a bucket is one
+//! count, exact; above, a bucket is at most 1/256 of its lower bound wide (a call of
+//! 1,000 tokens shares its bucket with 1,001 only), so its midpoint is within 1/512
+//! of every token count in it. A histogram lists only non-empty buckets, at most
+//! 14,592 of them (all of `u64`), whatever the number of calls: memory is bounded per
+//! model. (The models themselves are those the program names; the book does not cap
+//! how many.)
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
@@ -13,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{LlmCall, Message};
-use crate::core::stats::{DurationSums, LatencyHistogram};
+use crate::core::stats::{DurationSums, Histogram, LatencyHistogram};
 use crate::core::sync::LockUnpoisoned;
 
 /// A redaction hook: text in, text to keep out.
@@ -130,6 +140,9 @@ struct ModelAgg {
     input_tokens: u64,
     output_tokens: u64,
     latency: LatencyHistogram,
+    /// Tokens per call, of the calls that gave them.
+    input_token_histogram: Histogram,
+    output_token_histogram: Histogram,
 }
 
 /// What recorders collect: the records made beneath their span.
@@ -233,6 +246,12 @@ impl PromptBook {
             if let Some(ns) = record.latency_ns {
                 m.latency.record(ns);
             }
+            if let Some(n) = record.input_tokens {
+                m.input_token_histogram.record(n);
+            }
+            if let Some(n) = record.output_tokens {
+                m.output_token_histogram.record(n);
+            }
         }
         {
             let mut recent = self.recent.lock_unpoisoned();
@@ -265,6 +284,8 @@ impl PromptBook {
                     stats.provider = m.provider.clone();
                     (stats.calls, stats.input_tokens, stats.output_tokens) =
                         (m.calls, m.input_tokens, m.output_tokens);
+                    stats.input_token_histogram = Some(m.input_token_histogram.clone());
+                    stats.output_token_histogram = Some(m.output_token_histogram.clone());
                     stats
                 })
                 .collect(),
@@ -306,10 +327,38 @@ pub struct ModelStats {
     /// The timed calls' latencies as exact sums, which the two figures above derive
     /// from and reports merge.
     pub latency: DurationSums,
+    /// Prompt tokens per call, of the calls that gave them: `input_tokens` is the sum
+    /// of its values. In the report's layout ([`Histogram::LAYOUT`]), counting tokens
+    /// instead of nanoseconds: exact up to 511 tokens, a bucket at most 1/256 of its
+    /// lower bound wide above, so every count in a bucket is within 1/512 of its
+    /// midpoint. `None` for a report read from a file written before spanlab kept it,
+    /// and for a merge with such a report (its calls are not in any histogram).
+    ///
+    /// ```
+    /// use spanlab::llm::LlmCall;
+    /// use tracing_subscriber::prelude::*;
+    /// let (layer, guard) = spanlab::SpanLab::builder().report_to(spanlab::ReportTarget::Off).build();
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     for input in [12, 12, 900] {
+    ///         spanlab::llm::record(LlmCall::new("tiny-1").tokens(input, 3));
+    ///     }
+    /// });
+    /// let model = &guard.report().prompts.models[0];
+    /// let input = model.input_token_histogram.as_ref().unwrap();
+    /// let buckets: Vec<_> = input.buckets().collect();
+    /// assert_eq!(buckets, [(12..=12, 2), (900..=901, 1)]);
+    /// assert_eq!(model.input_tokens, 924);
+    /// ```
+    pub input_token_histogram: Option<Histogram>,
+    /// Response tokens per call, of the calls that gave them: as
+    /// [`input_token_histogram`](Self::input_token_histogram), summing to
+    /// `output_tokens`.
+    pub output_token_histogram: Option<Histogram>,
 }
 
 impl ModelStats {
-    /// A model with no calls counted yet, and the latency figures of `latency`.
+    /// A model with no calls counted yet (empty token histograms), and the latency
+    /// figures of `latency`.
     pub(crate) fn from_sums(model: String, latency: DurationSums) -> Self {
         ModelStats {
             model,
@@ -320,6 +369,8 @@ impl ModelStats {
             latency_mean: latency.mean(),
             latency_p95: latency.quantile(0.95),
             latency,
+            input_token_histogram: Some(Histogram::default()),
+            output_token_histogram: Some(Histogram::default()),
         }
     }
 }

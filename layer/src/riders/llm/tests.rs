@@ -244,3 +244,41 @@ fn other_layers_see_the_event_but_never_the_text() {
     // No provider was given: the event says nothing about one (not an empty name).
     assert!(!events[0].contains("gen_ai.provider.name"), "{}", events[0]);
 }
+
+#[test]
+fn tokens_per_call_are_counted_exactly_per_model_and_type() {
+    let (layer, guard) = builder().build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for (input, output) in [(7, 600), (7, 601), (255, 2_000), (256, 2_003)] {
+            record(LlmCall::new("tiny-1").tokens(input, output));
+        }
+        record(LlmCall::new("tiny-1").prompt("no token counts"));
+        record(LlmCall::new("tiny-2").tokens(1, 2));
+    });
+    let report = guard.report();
+    let tiny = &report.prompts.models[0];
+    assert_eq!(
+        (tiny.calls, tiny.input_tokens, tiny.output_tokens),
+        (5, 525, 5_204)
+    );
+    let buckets =
+        |h: &Option<crate::stats::Histogram>| -> Vec<_> { h.as_ref().unwrap().buckets().collect() };
+    // Below 512 every count is its own bucket; 600 and 601 share [600, 601], 2,000 and
+    // 2,003 share [2000, 2003]. The call without counts is in neither.
+    assert_eq!(
+        buckets(&tiny.input_token_histogram),
+        [(7..=7, 2), (255..=255, 1), (256..=256, 1)]
+    );
+    assert_eq!(
+        buckets(&tiny.output_token_histogram),
+        [(600..=601, 2), (2_000..=2_003, 2)]
+    );
+    let other = &report.prompts.models[1];
+    assert_eq!(buckets(&other.input_token_histogram), [(1..=1, 1)]);
+    assert_eq!(buckets(&other.output_token_histogram), [(2..=2, 1)]);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(
+        json["prompts"]["models"][0]["input_token_histogram"],
+        serde_json::json!([[7, 2], [255, 1], [256, 1]])
+    );
+}

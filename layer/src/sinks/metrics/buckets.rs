@@ -1,5 +1,5 @@
-//! The explicit bucket bounds of exported duration histograms, and the exact move of a
-//! report's histogram into them.
+//! The explicit bucket bounds of exported duration and token histograms, and the exact
+//! move of a report's histogram into them.
 //!
 //! OTLP's exponential histogram has bucket boundaries at powers of `2^(2^-scale)`:
 //! geometric inside each power of two. spanlab's report layout
@@ -20,6 +20,22 @@
 //! duration, in whole nanoseconds, is at most the bound. A bucket is a quarter of an
 //! octave wide at most, so a quantile read from these buckets (Prometheus'
 //! `histogram_quantile`) lies in the bucket of the true quantile.
+//!
+//! # Tokens
+//!
+//! `gen_ai.client.token.usage` counts tokens per LLM call, kept in the same layout with
+//! tokens for nanoseconds ([`ModelStats::input_token_histogram`](crate::llm::ModelStats::input_token_histogram)).
+//! Its bounds, in tokens, upper bound included:
+//!
+//! * `0`, `1` and `2`, then four per power of two from 4 on, at the end of each quarter:
+//!   `(4 + q)·2^(e−2) − 1` tokens for `q` in 0..4 and `e` from 2 to 23 (`3, 4, 5, 6,
+//!   7, 9, 11, 13, 15, 19, …`), then `2^24 − 1` (16,777,215 tokens): more than any
+//!   context window, and the overflow bucket above it still counts any larger call.
+//!
+//! The same invariant holds: below 256 tokens every count is a bucket of its own, and
+//! above, `bound + 1` is a power of two times 4, 5, 6 or 7, which starts a bucket. So
+//! the exported counts are exact counts of the calls with at most `bound` tokens; a
+//! quarter of a power of two is the widest an exported bucket gets.
 
 use std::sync::OnceLock;
 
@@ -53,10 +69,43 @@ pub(crate) fn bounds_seconds() -> &'static [f64] {
     BOUNDS.get_or_init(|| bounds_ns().iter().map(|&ns| ns as f64 / 1e9).collect())
 }
 
-/// The counts of `histogram` per exported bucket (not cumulative): one per bound, then
-/// the overflow bucket above the last one.
+/// The last power of two cut into quarters for tokens (2^23 tokens).
+const LAST_TOKEN_OCTAVE: u32 = 23;
+
+/// The token bounds, increasing (see the [module docs](self)).
+pub(crate) fn token_bounds() -> &'static [u64] {
+    static BOUNDS: OnceLock<Vec<u64>> = OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        let mut bounds = vec![0, 1, 2];
+        for e in 2..=LAST_TOKEN_OCTAVE {
+            for q in 0..PER_OCTAVE {
+                bounds.push(((PER_OCTAVE + q) << (e - 2)) - 1);
+            }
+        }
+        bounds.push((1u64 << (LAST_TOKEN_OCTAVE + 1)) - 1);
+        bounds
+    })
+}
+
+/// The same bounds as exported (floats: OTLP's `explicit_bounds`, Prometheus' `le`).
+pub(crate) fn token_bounds_exported() -> &'static [f64] {
+    static BOUNDS: OnceLock<Vec<f64>> = OnceLock::new();
+    BOUNDS.get_or_init(|| token_bounds().iter().map(|&n| n as f64).collect())
+}
+
+/// The counts of `histogram` per exported duration bucket (not cumulative): one per
+/// bound, then the overflow bucket above the last one.
 pub(crate) fn rebucket(histogram: &Histogram) -> Vec<u64> {
-    let bounds = bounds_ns();
+    rebucket_on(histogram, bounds_ns())
+}
+
+/// The counts of `histogram` per exported token bucket, as [`rebucket`] does.
+pub(crate) fn rebucket_tokens(histogram: &Histogram) -> Vec<u64> {
+    rebucket_on(histogram, token_bounds())
+}
+
+/// The counts of `histogram` on `bounds`, each of which ends one of its buckets.
+fn rebucket_on(histogram: &Histogram, bounds: &[u64]) -> Vec<u64> {
     let mut counts = vec![0u64; bounds.len() + 1];
     for (range, count) in histogram.buckets() {
         // The first bound at or above the bucket's last nanosecond; by the invariant
@@ -87,6 +136,39 @@ mod tests {
         }
         assert_eq!(bounds[0], 255);
         assert_eq!(bounds_seconds()[0], 2.55e-7);
+    }
+
+    #[test]
+    fn every_token_bound_ends_a_spanlab_bucket() {
+        let bounds = token_bounds();
+        assert_eq!(bounds.len(), 3 + 22 * 4 + 1);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        for &b in bounds {
+            assert!(starts_a_spanlab_bucket(b + 1), "{b}");
+        }
+        assert_eq!(bounds[..10], [0, 1, 2, 3, 4, 5, 6, 7, 9, 11]);
+        assert_eq!(*bounds.last().unwrap(), (1 << 24) - 1);
+        assert_eq!(token_bounds_exported()[8], 9.0);
+    }
+
+    #[test]
+    fn token_counts_land_exactly_at_or_below_their_bound() {
+        // Around every bound (and past the last): each value counted in the first
+        // exported bucket whose bound it does not exceed, as a count of exact values
+        // would put it.
+        let bounds = token_bounds();
+        let mut values: Vec<u64> = bounds
+            .iter()
+            .flat_map(|&b| [b.saturating_sub(1), b, b + 1])
+            .collect();
+        values.extend([1 << 30, u64::MAX]);
+        let mut histogram = Histogram::default();
+        let mut expected = vec![0u64; bounds.len() + 1];
+        for &v in &values {
+            histogram.record(v);
+            expected[bounds.partition_point(|&b| b < v)] += 1;
+        }
+        assert_eq!(rebucket_tokens(&histogram), expected);
     }
 
     #[test]

@@ -16,13 +16,16 @@
 //! | `spanlab.gpu.memory.used` (By) | `spanlab_gpu_memory_used_bytes` | gauge | same + `gpu.device` |
 //! | `spanlab.gpu.memory.peak` (By) | `spanlab_gpu_memory_peak_bytes` | gauge | same + `gpu.device` |
 //! | `spanlab.gpu.energy` (J) | `spanlab_gpu_energy_joules_total` | counter | same + `gpu.device` |
-//! | `gen_ai.client.token.usage` ({token}) | `gen_ai_client_token_usage` | histogram (count and sum only) | `gen_ai.request.model`, `gen_ai.token.type` |
+//! | `gen_ai.client.token.usage` ({token}) | `gen_ai_client_token_usage` | histogram, explicit bounds in tokens ([`buckets`](super::buckets#tokens)) | `gen_ai.request.model`, `gen_ai.token.type` |
 //! | `gen_ai.client.operation.duration` (s) | `gen_ai_client_operation_duration_seconds` | histogram, explicit bounds | `gen_ai.request.model` |
 //!
 //! The duration histograms count every call, whatever the trace sampler decided: they
-//! come from the profile, which sees every span. The token histogram has no bucket
-//! bounds (a count and a sum): the prompt book keeps per-model token sums, not their
-//! distribution.
+//! come from the profile, which sees every span. The token histogram counts the calls
+//! that gave token counts, from the prompt book's exact per-model histograms of tokens
+//! per call: its bucket counts are exact counts of calls with at most `le` tokens, and
+//! its sum is the model's `input_tokens` or `output_tokens`. (A report merged with one
+//! written before spanlab kept token histograms has none; such a model's point is a
+//! count of calls and a sum, without buckets.)
 //!
 //! # Cardinality
 //!
@@ -35,7 +38,7 @@
 
 use std::collections::HashSet;
 
-use crate::core::stats::{DurationSums, PathStats, PathSums};
+use crate::core::stats::{DurationSums, Histogram, PathStats, PathSums};
 use crate::sinks::report::Report;
 
 use super::buckets;
@@ -99,6 +102,27 @@ pub(crate) struct HistogramPoint {
 }
 
 impl HistogramPoint {
+    /// Tokens per call from a model's token histogram and the sum of its values, on
+    /// the token bounds; without one, the model's calls and the sum, no buckets.
+    fn of_tokens(histogram: Option<&Histogram>, calls: u64, sum: u64) -> HistogramPoint {
+        let (count, bounds, counts) = match histogram {
+            Some(h) => (
+                h.count(),
+                buckets::token_bounds_exported(),
+                buckets::rebucket_tokens(h),
+            ),
+            None => (calls, &[][..], Vec::new()),
+        };
+        HistogramPoint {
+            count,
+            sum: sum as f64,
+            min: None,
+            max: None,
+            bounds,
+            counts,
+        }
+    }
+
     /// Durations in seconds from exact nanosecond sums, on the explicit bounds.
     fn of_durations(sums: &DurationSums) -> HistogramPoint {
         let seconds = |ns: u64| ns as f64 / 1e9;
@@ -364,19 +388,19 @@ fn llm_families(report: &Report) -> Vec<Family> {
     let mut tokens = Vec::new();
     let mut durations = Vec::new();
     for m in models {
-        for (kind, sum) in [("input", m.input_tokens), ("output", m.output_tokens)] {
+        for (kind, histogram, sum) in [
+            ("input", &m.input_token_histogram, m.input_tokens),
+            ("output", &m.output_token_histogram, m.output_tokens),
+        ] {
             let mut attributes = model(&m.model);
             attributes.push(("gen_ai.token.type", kind.to_owned()));
             tokens.push(Point {
                 attributes,
-                value: Value::Histogram(HistogramPoint {
-                    count: m.calls,
-                    sum: sum as f64,
-                    min: None,
-                    max: None,
-                    bounds: &[],
-                    counts: Vec::new(),
-                }),
+                value: Value::Histogram(HistogramPoint::of_tokens(
+                    histogram.as_ref(),
+                    m.calls,
+                    sum,
+                )),
             });
         }
         durations.push(Point {
@@ -388,7 +412,7 @@ fn llm_families(report: &Report) -> Vec<Family> {
         Family {
             name: "gen_ai.client.token.usage",
             prometheus: "gen_ai_client_token_usage",
-            help: "Tokens used by LLM calls (count: calls; sum: tokens).",
+            help: "Tokens per LLM call, of the calls that gave token counts.",
             unit: "{token}",
             kind: Kind::Histogram,
             points: tokens,

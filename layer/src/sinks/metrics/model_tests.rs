@@ -156,3 +156,103 @@ fn gpu_spans_and_llm_calls_get_their_families() {
         .family("gen_ai.client.operation.duration")
         .is_some());
 }
+
+/// The token points of `snapshot`, by `gen_ai.token.type`.
+fn token_points(snapshot: &Snapshot) -> Vec<(String, HistogramPoint)> {
+    let family = snapshot.family("gen_ai.client.token.usage").unwrap();
+    assert_eq!(family.kind, Kind::Histogram);
+    family
+        .points
+        .iter()
+        .map(|p| match &p.value {
+            Value::Histogram(h) => (p.attributes[1].1.clone(), h.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn token_usage_buckets_are_exact_counts_of_calls_at_or_below_each_bound() {
+    use crate::llm::{record, LlmCall};
+
+    // Values on both sides of bounds, and far past 256 where a report bucket holds
+    // several counts.
+    let inputs: Vec<u64> = vec![
+        0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 255, 256, 3_071, 3_072, 90_000,
+    ];
+    let outputs: Vec<u64> = inputs.iter().map(|&n| n * 3 + 1).collect();
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for (&input, &output) in inputs.iter().zip(&outputs) {
+            record(LlmCall::new("tiny-1").tokens(input, output));
+        }
+        record(LlmCall::new("tiny-1").prompt("no token counts"));
+    });
+    let report = guard.report();
+    let model = &report.prompts.models[0];
+    let (snapshot, _) = snapshot(&report, &mut PathCap::new(10));
+    let points = token_points(&snapshot);
+    assert_eq!(points.len(), 2);
+    for ((kind, h), (values, sum, histogram)) in points.iter().zip([
+        (&inputs, model.input_tokens, &model.input_token_histogram),
+        (&outputs, model.output_tokens, &model.output_token_histogram),
+    ]) {
+        assert_eq!(h.bounds, buckets::token_bounds_exported(), "{kind}");
+        // Per bound, the calls with at most that many tokens: counted from the values
+        // themselves, so exact only if no report bucket straddles a bound.
+        let mut cumulative = Vec::new();
+        for &bound in h.bounds {
+            cumulative.push(values.iter().filter(|&&v| v as f64 <= bound).count() as u64);
+        }
+        let exported: Vec<u64> = h
+            .counts
+            .iter()
+            .scan(0, |n, &c| {
+                *n += c;
+                Some(*n)
+            })
+            .collect();
+        assert_eq!(exported[..h.bounds.len()], cumulative[..], "{kind}");
+        assert_eq!(
+            h.counts.len(),
+            h.bounds.len() + 1,
+            "{kind}: and the overflow"
+        );
+        assert_eq!(
+            h.count,
+            values.len() as u64,
+            "{kind}: the calls with counts"
+        );
+        assert_eq!(h.count, histogram.as_ref().unwrap().count(), "{kind}");
+        assert_eq!(h.sum, values.iter().sum::<u64>() as f64, "{kind}");
+        assert_eq!(h.sum, sum as f64, "{kind}: the report's sum");
+    }
+    assert_eq!(model.calls, inputs.len() as u64 + 1);
+}
+
+#[test]
+fn token_usage_without_histograms_is_a_count_and_a_sum() {
+    use crate::llm::{record, LlmCall};
+
+    let (layer, guard) = SpanLab::builder()
+        .ignore_env()
+        .report_to(crate::ReportTarget::Off)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        record(LlmCall::new("tiny-1").tokens(10, 20));
+        record(LlmCall::new("tiny-1").tokens(30, 40));
+    });
+    let mut report = guard.report();
+    // As a merge with a report from before token histograms has it.
+    report.prompts.models[0].input_token_histogram = None;
+    let (snapshot, _) = snapshot(&report, &mut PathCap::new(10));
+    let points = token_points(&snapshot);
+    let (input, output) = (&points[0].1, &points[1].1);
+    assert!(input.bounds.is_empty() && input.counts.is_empty());
+    assert_eq!((input.count, input.sum), (2, 40.0));
+    assert_eq!(output.bounds, buckets::token_bounds_exported());
+    assert_eq!((output.count, output.sum), (2, 60.0));
+}

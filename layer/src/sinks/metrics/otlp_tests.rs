@@ -132,6 +132,11 @@ fn every_point_matches_the_json_report_while_traces_are_sampled_at_one_percent()
                     tracing::error!("diverged");
                 }
             });
+            if i % 10 == 0 {
+                // Token counts past 512, where a report bucket holds several.
+                let call = crate::llm::LlmCall::new("tiny-1").tokens(i * 3, i + 1);
+                crate::llm::record(call);
+            }
         }
     });
     // Some interval exports happen while the run goes on.
@@ -234,6 +239,36 @@ fn every_point_matches_the_json_report_while_traces_are_sampled_at_one_percent()
         .iter()
         .find(|p| p.path_string() == "epoch > backward");
     assert_eq!(errors.unwrap().errors, 143);
+
+    // Tokens per call: the report's token histograms, bucket by bucket.
+    let Some(metric::Data::Histogram(tokens)) = &metric(last, "gen_ai.client.token.usage").data
+    else {
+        panic!("a token histogram")
+    };
+    assert_eq!(
+        tokens.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let model = &report.prompts.models[0];
+    assert_eq!(tokens.data_points.len(), 2);
+    for point in &tokens.data_points {
+        assert_eq!(
+            string_attribute(&point.attributes, "gen_ai.request.model"),
+            Some("tiny-1")
+        );
+        let (histogram, sum) = match string_attribute(&point.attributes, "gen_ai.token.type") {
+            Some("input") => (&model.input_token_histogram, model.input_tokens),
+            Some("output") => (&model.output_token_histogram, model.output_tokens),
+            other => panic!("{other:?}"),
+        };
+        let histogram = histogram.as_ref().unwrap();
+        assert!(histogram.buckets().any(|(r, _)| r.start() != r.end()));
+        assert_eq!(point.count, 100);
+        assert_eq!(point.bucket_counts, buckets::rebucket_tokens(histogram));
+        assert_eq!(point.bucket_counts.iter().sum::<u64>(), 100);
+        assert_eq!(point.explicit_bounds, buckets::token_bounds_exported());
+        assert_eq!(point.sum, Some(sum as f64));
+    }
 }
 
 #[test]

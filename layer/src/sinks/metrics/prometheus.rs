@@ -168,4 +168,53 @@ mod tests {
         );
         assert_eq!(text, expected);
     }
+
+    #[test]
+    fn token_usage_is_a_histogram_of_exact_bucket_counts_in_tokens() {
+        use crate::llm::{record, LlmCall};
+        use crate::sinks::metrics::model::{snapshot, PathCap};
+        use tracing_subscriber::prelude::*;
+
+        let inputs = [3u64, 4, 4, 9, 10, 600, 601, 5_000];
+        let (layer, guard) = crate::SpanLab::builder()
+            .ignore_env()
+            .report_to(crate::ReportTarget::Off)
+            .build();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for n in inputs {
+                record(LlmCall::new("tiny-1").tokens(n, 1));
+            }
+        });
+        let (snapshot, _) = snapshot(&guard.report(), &mut PathCap::new(10));
+        let text = render(&snapshot, None);
+        let labels = r#"gen_ai_request_model="tiny-1",gen_ai_token_type="input""#;
+        let line = |suffix: &str, le: Option<&str>| {
+            let le = le.map(|le| format!(",le=\"{le}\"")).unwrap_or_default();
+            let start = format!("gen_ai_client_token_usage{suffix}{{{labels}{le}}} ");
+            let line = text.lines().find(|l| l.starts_with(&start));
+            let line = line.unwrap_or_else(|| panic!("{start} in\n{text}"));
+            line[start.len()..].to_owned()
+        };
+        assert!(text.contains("# TYPE gen_ai_client_token_usage histogram\n"));
+        // Cumulative: the calls with at most `le` tokens, exactly.
+        for (le, calls) in [
+            ("2.0", 0),
+            ("3.0", 1),
+            ("4.0", 3),
+            ("9.0", 4),
+            ("11.0", 5),
+            ("511.0", 5),
+            ("639.0", 7),
+            ("4095.0", 7),
+            ("5119.0", 8),
+            ("+Inf", 8),
+        ] {
+            assert_eq!(line("_bucket", Some(le)), calls.to_string(), "le={le}");
+        }
+        assert_eq!(line("_count", None), "8");
+        assert_eq!(
+            line("_sum", None),
+            inputs.iter().sum::<u64>().to_string() + ".0"
+        );
+    }
 }

@@ -69,7 +69,9 @@
 //!                  "latency": { "count": 12, "sum_ns": "14400000",  // the timed calls
 //!                               "sum_sq_ns2": "18360000000000", "min_ns": 900000,
 //!                               "max_ns": 2150000,
-//!                               "histogram": [[3255, 2], [3338, 9], [3590, 1]] } }],
+//!                               "histogram": [[3255, 2], [3338, 9], [3590, 1]] },
+//!                  "input_token_histogram": [[25, 4], [30, 8]],  // tokens per call, same
+//!                  "output_token_histogram": [[40, 4], [50, 8]] }],  // layout (see below)
 //!     "recent": [{ "model": "tiny-1", "provider": "local",   // the last 5 records,
 //!                  "messages": [{"role": "user", "content": "hi"}], "response": "...",
 //!                  "input_tokens": 3, "output_tokens": 4, "finish_reason": null,
@@ -149,11 +151,16 @@
 //! (3.33 %) plus half a nanosecond of the exact ones; [`crate::stats::sums`] derives
 //! the bound, and how clock ticks become these buckets and sums.
 //!
+//! `input_token_histogram` and `output_token_histogram` (per model) use the same layout
+//! for tokens per call instead of nanoseconds: bucket `i < 256` holds exactly `i`
+//! tokens, and so on. They count the calls that gave token counts, and the values they
+//! hold sum to `input_tokens` and `output_tokens`.
+//!
 //! # Reading back
 //!
 //! [`Report::from_json`](crate::Report::from_json) reads the exact fields — `exact`,
-//! `histogram`, `calls`, `min_ns`, `max_ns`, `errors`, `panics` per path; `latency` per
-//! model; `sum_delta_bytes`, `energy_mj`, `energy_measured_ns` and the extremes per GPU
+//! `histogram`, `calls`, `min_ns`, `max_ns`, `errors`, `panics` per path; `latency` and the
+//! token histograms per model; `sum_delta_bytes`, `energy_mj`, `energy_measured_ns` and the extremes per GPU
 //! row; `seeds`, `seed_range`, `other_seed_calls`, `sketch` per seeded path — checks
 //! them (a histogram holds `calls` values, `busy + idle = sum`...) and derives every
 //! figure again, as the writer did; the figures in the file are not read.
@@ -170,8 +177,9 @@
 //! * seeded paths keep the smallest seeds of both, under the smaller `seeds_kept`, with
 //!   exact counts; sketches merge register by register (the larger), so the distinct
 //!   count is derived as for one run.
-//! * per model, calls and tokens add and latency histograms merge; the recent records
-//!   are the last 5 by `unix_nanos`.
+//! * per model, calls and tokens add and latency and token histograms merge (a merge
+//!   with a report without token histograms has none); the recent records are the
+//!   last 5 by `unix_nanos`.
 //! * export counts add; targets that differ are listed together (`"a, b"`), as are GPU
 //!   probes that differ, and the last error of the last report that had one is kept.
 //! * `open_spans` are concatenated, in the order of the reports, each thread's `run`
@@ -230,6 +238,10 @@
 //! * `open_spans`: the spans open when the report was made, per thread (see
 //!   [`OpenThread`](crate::report::OpenThread)). Added within /2: readers accept a /2
 //!   file without it (no open spans).
+//! * per model `input_token_histogram` and `output_token_histogram`, tokens per call.
+//!   Added within /2: readers accept a /2 file without them
+//!   ([`ModelStats::input_token_histogram`](crate::llm::ModelStats::input_token_histogram)
+//!   is then `None`), and a report that has none writes none.
 //!
 //! A /1 report cannot be read back or merged: it has neither the sums nor the
 //! histograms. [`Report::from_json`](crate::Report::from_json) says so
@@ -284,6 +296,10 @@ struct JsonModel<'a> {
     latency_mean_ns: Option<u64>,
     latency_p95_ns: Option<u64>,
     latency: JsonDurations<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_token_histogram: Option<&'a [(u32, u64)]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_token_histogram: Option<&'a [(u32, u64)]>,
 }
 
 /// A [`DurationSums`], its sums as decimal strings.
@@ -446,6 +462,8 @@ pub(super) fn render(r: &Report) -> String {
                     latency_mean_ns: m.latency_mean.map(ns),
                     latency_p95_ns: m.latency_p95.map(ns),
                     latency: JsonDurations::from(&m.latency),
+                    input_token_histogram: m.input_token_histogram.as_ref().map(|h| h.sparse()),
+                    output_token_histogram: m.output_token_histogram.as_ref().map(|h| h.sparse()),
                 })
                 .collect(),
             recent: &r.prompts.recent,

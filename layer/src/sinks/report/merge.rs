@@ -2,16 +2,16 @@
 //!
 //! Each section merges through the sums it derives its figures from — a path's
 //! [`PathSums`], a GPU row's [`DeviceStats`], a seeded path's [`PathSeeds`], a model's
-//! counts and latency [`DurationSums`] — and then derives the figures once, the way a
-//! live report does. So a merge shows what one process that made every call would
-//! have shown; [`json`](super::json) lists what each part does.
+//! counts, latency [`DurationSums`] and token [`Histogram`]s — and then derives the
+//! figures once, the way a live report does. So a merge shows what one process that
+//! made every call would have shown; [`json`](super::json) lists what each part does.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use super::Report;
-use crate::core::stats::{DurationSums, PathStats, PathSums};
+use crate::core::stats::{DurationSums, Histogram, PathStats, PathSums};
 use crate::riders::gpu::{DeviceStats, GpuPath, GpuReport};
 use crate::riders::llm::{ModelStats, PromptReport, RECENT};
 use crate::riders::rng::book::PathSeeds;
@@ -244,6 +244,15 @@ fn merge_gpu(reports: &[Report]) -> Result<GpuReport, MergeError> {
     })
 }
 
+/// Two token histograms added bucket by bucket; none when either report has none (its
+/// calls would be missing from the sum). `Err` when a count would overflow.
+fn merge_tokens(a: Option<&Histogram>, b: Option<&Histogram>) -> Result<Option<Histogram>, ()> {
+    match (a, b) {
+        (Some(a), Some(b)) => a.added(b).map(Some).ok_or(()),
+        _ => Ok(None),
+    }
+}
+
 fn merge_prompts(reports: &[Report]) -> Result<PromptReport, MergeError> {
     let mut models: BTreeMap<&str, ModelStats> = BTreeMap::new();
     for m in reports.iter().flat_map(|r| &r.prompts.models) {
@@ -260,14 +269,33 @@ fn merge_prompts(reports: &[Report]) -> Result<PromptReport, MergeError> {
             .merge(&m.latency)
             .map_err(|sum| overflow(at())(sum))?;
         merged.provider = m.provider.clone().or(merged.provider.take());
+        for (into, from, name) in [
+            (
+                &mut merged.input_token_histogram,
+                &m.input_token_histogram,
+                "input_token_histogram",
+            ),
+            (
+                &mut merged.output_token_histogram,
+                &m.output_token_histogram,
+                "output_token_histogram",
+            ),
+        ] {
+            *into =
+                merge_tokens(into.as_ref(), from.as_ref()).map_err(|()| overflow(at())(name))?;
+        }
     }
     let models = models
         .into_values()
         .map(|m| {
             let (provider, calls, input, output) =
                 (m.provider, m.calls, m.input_tokens, m.output_tokens);
+            let (input_histogram, output_histogram) =
+                (m.input_token_histogram, m.output_token_histogram);
             let mut stats = ModelStats::from_sums(m.model, m.latency);
             stats.provider = provider;
+            stats.input_token_histogram = input_histogram;
+            stats.output_token_histogram = output_histogram;
             (stats.calls, stats.input_tokens, stats.output_tokens) = (calls, input, output);
             stats
         })

@@ -158,6 +158,15 @@ fn the_workload_exercises_what_merging_must_get_right() {
     assert!(sweep.distinct_exact && sweep.distinct_seeds == 10);
     assert_eq!(whole.gpu.paths.len(), 2, "a row per device");
     assert_eq!(whole.prompts.models.len(), 2);
+    let tokens = |r: &Report| r.prompts.models[1].output_token_histogram.clone().unwrap();
+    assert!(
+        tokens(&whole).buckets().any(|(r, _)| r.start() != r.end()),
+        "token counts past 256, where a bucket holds several"
+    );
+    assert!(
+        tokens(&first).count() > 0 && tokens(&second).count() > 0,
+        "both halves count tokens"
+    );
     assert!(whole.prompts.recent.iter().all(|r| r.unix_nanos > 0));
     let forward = whole
         .paths
@@ -312,4 +321,37 @@ fn a_merge_is_final_when_all_are_and_takes_the_smallest_sequence() {
     second.is_final = true;
     let merged = Report::merge(&[first, second]).unwrap();
     assert_eq!((merged.is_final, merged.sequence), (true, 4));
+}
+
+#[test]
+fn token_histograms_add_bucket_by_bucket_and_none_wins() {
+    let (whole, first, mut second) = whole_and_halves(700);
+    let merged = Report::merge(&[first.clone(), second.clone()]).unwrap();
+    for (m, w) in merged.prompts.models.iter().zip(&whole.prompts.models) {
+        assert_eq!(
+            m.input_token_histogram, w.input_token_histogram,
+            "{}",
+            w.model
+        );
+        assert_eq!(
+            m.output_token_histogram, w.output_token_histogram,
+            "{}",
+            w.model
+        );
+        let input = m.input_token_histogram.as_ref().unwrap();
+        let (low, high) = input.sum_range();
+        assert!((low..=high).contains(&u128::from(m.input_tokens)));
+    }
+    // A report without token histograms (an older file): the merge has none, rather
+    // than histograms that miss its calls.
+    second.prompts.models[0].input_token_histogram = None;
+    let merged = Report::merge(&[first, second]).unwrap();
+    let model = &merged.prompts.models[0];
+    assert_eq!(model.input_token_histogram, None);
+    assert_eq!(
+        model.output_token_histogram,
+        whole.prompts.models[0].output_token_histogram
+    );
+    let read = Report::from_json(&merged.to_json()).unwrap();
+    assert_eq!(read.prompts, merged.prompts);
 }

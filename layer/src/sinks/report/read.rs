@@ -474,6 +474,36 @@ struct ModelIn {
     input_tokens: u64,
     output_tokens: u64,
     latency: DurationsIn,
+    /// Absent from files written before token histograms (read as `None`).
+    #[serde(default)]
+    input_token_histogram: Option<Vec<(u32, u64)>>,
+    #[serde(default)]
+    output_token_histogram: Option<Vec<(u32, u64)>>,
+}
+
+/// A model's token histogram from a file, checked against the calls and the token sum
+/// kept beside it: no more values than calls, and buckets whose values can sum to it.
+fn token_histogram(
+    sparse: Option<Vec<(u32, u64)>>,
+    calls: u64,
+    tokens: u64,
+    at: &str,
+) -> Result<Option<Histogram>, ReportError> {
+    let Some(sparse) = sparse else {
+        return Ok(None);
+    };
+    let histogram = Histogram::from_sparse(sparse).map_err(|e| invalid(at.to_owned(), e))?;
+    if histogram.count() > calls {
+        return Err(invalid(at.to_owned(), "more calls with tokens than calls"));
+    }
+    let (low, high) = histogram.sum_range();
+    if !(low..=high).contains(&u128::from(tokens)) {
+        return Err(invalid(
+            at.to_owned(),
+            format!("its buckets sum to {low}..={high} tokens, not the {tokens} given"),
+        ));
+    }
+    Ok(Some(histogram))
 }
 
 fn read_prompts(prompts: PromptsIn) -> Result<PromptReport, ReportError> {
@@ -483,8 +513,22 @@ fn read_prompts(prompts: PromptsIn) -> Result<PromptReport, ReportError> {
         if latency.count > m.calls {
             return Err(invalid(at, "more timed calls than calls"));
         }
+        let input_histogram = token_histogram(
+            m.input_token_histogram,
+            m.calls,
+            m.input_tokens,
+            &format!("{at}.input_token_histogram"),
+        )?;
+        let output_histogram = token_histogram(
+            m.output_token_histogram,
+            m.calls,
+            m.output_tokens,
+            &format!("{at}.output_token_histogram"),
+        )?;
         let mut stats = ModelStats::from_sums(m.model, latency);
         stats.provider = m.provider;
+        stats.input_token_histogram = input_histogram;
+        stats.output_token_histogram = output_histogram;
         (stats.calls, stats.input_tokens, stats.output_tokens) =
             (m.calls, m.input_tokens, m.output_tokens);
         Ok(stats)

@@ -245,3 +245,74 @@ fn final_and_sequence_read_back_and_default_when_absent() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The JSON of [`full_report`] (which has LLM models), edited by `edit`.
+fn full_edited(edit: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(&full_report().to_json()).unwrap();
+    edit(&mut v);
+    v.to_string()
+}
+
+#[test]
+fn token_histograms_read_back_and_are_none_when_absent() {
+    let report = full_report();
+    let model = &report.prompts.models[0];
+    let output = model.output_token_histogram.as_ref().unwrap();
+    assert!(output.count() > 0 && output.buckets().any(|(r, _)| r.start() != r.end()));
+    let read = Report::from_json(&report.to_json()).unwrap();
+    assert_eq!(read.prompts.models, report.prompts.models);
+    // A /2 file from before token histograms: read, with none.
+    let old = full_edited(|v| {
+        for m in v["prompts"]["models"].as_array_mut().unwrap() {
+            let m = m.as_object_mut().unwrap();
+            assert!(m.remove("input_token_histogram").is_some());
+            assert!(m.remove("output_token_histogram").is_some());
+        }
+    });
+    let read = Report::from_json(&old).unwrap();
+    assert!(read
+        .prompts
+        .models
+        .iter()
+        .all(|m| { m.input_token_histogram.is_none() && m.output_token_histogram.is_none() }));
+    assert_eq!(read.prompts.models[0].input_tokens, model.input_tokens);
+    // And writes none: it reads back the same.
+    assert_eq!(Report::from_json(&read.to_json()).unwrap(), read);
+    assert!(!read.to_json().contains("token_histogram"));
+}
+
+#[test]
+fn token_histograms_that_contradict_their_model_are_refused() {
+    let invalid =
+        |edit: &dyn Fn(&mut Value), problem: &str| match read_err(&full_edited(|v| edit(v))) {
+            ReportError::Invalid { at, problem: said } => {
+                assert!(at.ends_with("input_token_histogram"), "{at}");
+                assert!(said.contains(problem), "{said}");
+            }
+            other => panic!("{other:?}"),
+        };
+    fn model(v: &mut Value) -> &mut Value {
+        &mut v["prompts"]["models"][0]
+    }
+    // One token more than the buckets can hold.
+    invalid(
+        &|v| {
+            let m = model(v);
+            m["input_tokens"] = (m["input_tokens"].as_u64().unwrap() + 1_000_000).into();
+        },
+        "not the",
+    );
+    invalid(
+        &|v| model(v)["input_token_histogram"][0][1] = 0.into(),
+        "count of 0",
+    );
+    invalid(
+        &|v| {
+            let m = model(v);
+            let calls = m["calls"].as_u64().unwrap();
+            m["input_token_histogram"] = serde_json::json!([[0, calls + 1]]);
+            m["input_tokens"] = 0.into();
+        },
+        "more calls with tokens than calls",
+    );
+}
