@@ -36,6 +36,11 @@
 //! above, `bound + 1` is a power of two times 4, 5, 6 or 7, which starts a bucket. So
 //! the exported counts are exact counts of the calls with at most `bound` tokens; a
 //! quarter of a power of two is the widest an exported bucket gets.
+//!
+//! The GenAI conventions advise bounds at the powers of 4 (1, 4, 16, …, 67,108,864).
+//! Above 511 tokens each of those is the first count of one of spanlab's buckets
+//! (1,024 shares its bucket with 1,025), so a bound there would split a bucket and
+//! its count could not be exact; these bounds are one token below such starts.
 
 use std::sync::OnceLock;
 
