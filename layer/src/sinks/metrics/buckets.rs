@@ -39,8 +39,9 @@
 //!
 //! The GenAI conventions advise bounds at the powers of 4 (1, 4, 16, …, 67,108,864).
 //! Above 511 tokens each of those is the first count of one of spanlab's buckets
-//! (1,024 shares its bucket with 1,025 to 1,027), so a bound there would split a bucket and
-//! its count could not be exact; these bounds are one token below such starts.
+//! (1,024 shares its bucket with 1,025 to 1,027), so a bound there would split a
+//! bucket and its count could not be exact; these bounds are one token below such
+//! starts.
 
 use std::sync::OnceLock;
 
