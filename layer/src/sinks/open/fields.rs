@@ -90,10 +90,9 @@ impl Entry {
         self.id.store(id, Relaxed);
     }
 
-    /// Frees the entry: only its id and length change (a reader of a free entry looks
-    /// at nothing else). Holds the lock.
+    /// Frees the entry: only its id changes (a reader drops a free entry by its id, and
+    /// the next write sets the length and the words the text uses). Holds the lock.
     fn free(&self) {
-        self.len.store(0, Relaxed);
         self.id.store(0, Relaxed);
     }
 
@@ -530,6 +529,66 @@ mod tests {
             .chain([u64::MAX.to_string()])
             .collect();
         assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn integers_of_every_length_are_written_as_display_writes_them() {
+        let mut values = vec![u64::MAX];
+        for exp in 0..20 {
+            let p = 10u64.pow(exp);
+            values.extend([p - 1, p, p + 1, p.saturating_mul(5).saturating_add(3)]);
+        }
+        for v in values {
+            for negative in [false, true] {
+                let mut b = Buf::default();
+                b.push_integer("n", negative, v);
+                let expected = if negative {
+                    format!("-{v}")
+                } else {
+                    v.to_string()
+                };
+                let pairs: Vec<_> = b.pairs().collect();
+                assert_eq!(pairs, [("n", expected.as_str())], "{v}");
+            }
+        }
+    }
+
+    /// The pair as the general path writes it: name, then the value, cut if need be.
+    fn by_pieces(b: &mut Buf, name: &str, value: &str) {
+        if b.begin_pair(name) {
+            b.push_value(value);
+        }
+    }
+
+    #[test]
+    fn a_pair_written_whole_is_what_the_general_path_writes_at_every_fill() {
+        for fill in 0..ENTRY_BYTES {
+            let filler = "x".repeat(fill);
+            for (name, value) in [("n", "1234567"), ("name", "é-value"), ("", "")] {
+                let (mut whole, mut pieces) = (buf(&[("f", &filler)]), buf(&[("f", &filler)]));
+                whole.push_str_pair(name, value);
+                by_pieces(&mut pieces, name, value);
+                assert_eq!(text(&whole), text(&pieces), "fill {fill}, {name}");
+                assert_eq!(whole.cut, pieces.cut, "fill {fill}, {name}");
+            }
+            let (mut whole, mut pieces) = (buf(&[("f", &filler)]), buf(&[("f", &filler)]));
+            whole.push_integer("step", true, 1234567);
+            by_pieces(&mut pieces, "step", "-1234567");
+            assert_eq!(text(&whole), text(&pieces), "fill {fill}, integer");
+            assert_eq!(whole.cut, pieces.cut, "fill {fill}, integer");
+        }
+    }
+
+    #[test]
+    fn a_freed_entry_taken_again_reads_only_its_new_text() {
+        let tables = FieldTables::default();
+        tables.insert(1, &buf(&[("long", &"a".repeat(90))]));
+        tables.remove(1);
+        assert!(tables.insert(2, &buf(&[("s", "b")])));
+        let snap = tables.snapshot();
+        assert_eq!(snap.len(), 1);
+        assert_eq!((snap[0].id, snap[0].cut), (2, false));
+        assert_eq!(snap[0].pairs, [("s".to_string(), "b".to_string())]);
     }
 
     #[test]
