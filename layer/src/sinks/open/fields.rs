@@ -429,6 +429,7 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 
 /// Writes `value` (with a `-` if `negative`) as `Display` does into `out`, which is
 /// exactly as long as that text: digits from the last, two at a time.
+#[inline]
 fn write_integer(out: &mut [u8], negative: bool, mut value: u64) {
     let (sign, digits) = out.split_at_mut(negative as usize);
     if let Some(minus) = sign.first_mut() {
