@@ -75,6 +75,7 @@ impl Entry {
     }
 
     /// Writes `id` and the text of `buf`. Holds the lock.
+    #[inline]
     fn write(&self, id: u64, buf: &Buf) {
         for (cell, word) in self
             .words
