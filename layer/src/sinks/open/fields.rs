@@ -75,6 +75,7 @@ impl Entry {
     }
 
     /// Writes `id` and the text of `buf`. Holds the lock.
+    #[inline]
     fn write(&self, id: u64, buf: &Buf) {
         for (cell, word) in self
             .words
@@ -88,6 +89,12 @@ impl Entry {
         self.len
             .store(buf.len as u32 | (buf.cut as u32 * CUT_FLAG), Relaxed);
         self.id.store(id, Relaxed);
+    }
+
+    /// Frees the entry: only its id changes (a reader drops a free entry by its id, and
+    /// the next write sets the length and the words the text uses). Holds the lock.
+    fn free(&self) {
+        self.id.store(0, Relaxed);
     }
 
     /// Reads the entry, consistently: `(id, text)`, or `None` if it is free or was
@@ -206,7 +213,7 @@ impl FieldTables {
         for _ in 0..64 {
             if let Some(seq) = entry.lock() {
                 if entry.id.load(Relaxed) == id {
-                    entry.write(0, &Buf::default());
+                    entry.free();
                 }
                 entry.unlock(seq);
                 return;
@@ -286,11 +293,10 @@ impl Default for Buf {
 }
 
 impl Buf {
-    /// The fields of a new span.
-    pub(crate) fn of(attrs: &tracing_core::span::Attributes<'_>) -> Buf {
-        let mut buf = Buf::default();
-        attrs.record(&mut Formatter(&mut buf));
-        buf
+    /// Appends the fields of a new span, in place (a `Buf` is not moved on the hot
+    /// path: it is most of a cache line pair).
+    pub(crate) fn record(&mut self, attrs: &tracing_core::span::Attributes<'_>) {
+        attrs.record(&mut Formatter(self));
     }
 
     /// Room left for text, keeping room for [`CUT`].
@@ -361,31 +367,48 @@ impl Buf {
     }
 
     fn push_str_pair(&mut self, name: &str, value: &str) {
+        if let Some(at) = self.try_whole_pair(name.as_bytes(), value.len()) {
+            self.bytes[at..at + value.len()].copy_from_slice(value.as_bytes());
+            return;
+        }
         if self.begin_pair(name) {
             self.push_value(value);
         }
     }
 
+    /// Writes the head of a pair whose value is `value_len` bytes and fits whole (the
+    /// common case: one bounds check instead of [`Buf::begin_pair`]'s and
+    /// [`Buf::push_value`]'s): the name and both lengths, and reserves the value's
+    /// bytes. The index where the value goes, or `None` (nothing written) if the pair
+    /// does not fit whole and must take the cutting path.
+    fn try_whole_pair(&mut self, name: &[u8], value_len: usize) -> Option<usize> {
+        // `room` is under `ENTRY_BYTES`, so both lengths fit their byte when this holds.
+        if self.cut || 2 + name.len() + value_len > self.room() {
+            return None;
+        }
+        let at = self.len;
+        self.bytes[at] = name.len() as u8;
+        self.bytes[at + 1..at + 1 + name.len()].copy_from_slice(name);
+        self.value_at = at + 1 + name.len();
+        self.bytes[self.value_at] = value_len as u8;
+        self.len = self.value_at + 1 + value_len;
+        Some(self.value_at + 1)
+    }
+
     /// A pair for an integer, written without `core::fmt` (a field of a hot span is
     /// often a step counter: formatting it is most of what recording costs).
-    fn push_integer(&mut self, name: &str, negative: bool, mut value: u64) {
+    fn push_integer(&mut self, name: &str, negative: bool, value: u64) {
+        let len = value.checked_ilog10().unwrap_or(0) as usize + 1 + negative as usize;
+        // Written straight into place when the pair fits whole.
+        if let Some(at) = self.try_whole_pair(name.as_bytes(), len) {
+            write_integer(&mut self.bytes[at..at + len], negative, value);
+            return;
+        }
         let mut digits = [0u8; 21];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        if negative {
-            at -= 1;
-            digits[at] = b'-';
-        }
+        write_integer(&mut digits[..len], negative, value);
         if self.begin_pair(name) {
             // ASCII: every byte is a character.
-            self.push_value_bytes(&digits[at..], |_| true);
+            self.push_value_bytes(&digits[..len], |_| true);
         }
     }
 
@@ -394,6 +417,37 @@ impl Buf {
         if self.begin_pair(name) {
             let _ = self.write_fmt(value);
         }
+    }
+}
+
+/// `"00"` to `"99"`: an integer is written two digits per division.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Writes `value` (with a `-` if `negative`) as `Display` does into `out`, which is
+/// exactly as long as that text: digits from the last, two at a time.
+#[inline]
+fn write_integer(out: &mut [u8], negative: bool, mut value: u64) {
+    let (sign, digits) = out.split_at_mut(negative as usize);
+    if let Some(minus) = sign.first_mut() {
+        *minus = b'-';
+    }
+    let mut end = digits.len();
+    while value >= 100 && end >= 2 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        end -= 2;
+        digits[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 && end >= 2 {
+        let pair = value as usize * 2;
+        digits[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else if let Some(last) = end.checked_sub(1).and_then(|i| digits.get_mut(i)) {
+        *last = b'0' + value as u8;
     }
 }
 
@@ -477,6 +531,66 @@ mod tests {
             .chain([u64::MAX.to_string()])
             .collect();
         assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn integers_of_every_length_are_written_as_display_writes_them() {
+        let mut values = vec![u64::MAX];
+        for exp in 0..20 {
+            let p = 10u64.pow(exp);
+            values.extend([p - 1, p, p + 1, p.saturating_mul(5).saturating_add(3)]);
+        }
+        for v in values {
+            for negative in [false, true] {
+                let mut b = Buf::default();
+                b.push_integer("n", negative, v);
+                let expected = if negative {
+                    format!("-{v}")
+                } else {
+                    v.to_string()
+                };
+                let pairs: Vec<_> = b.pairs().collect();
+                assert_eq!(pairs, [("n", expected.as_str())], "{v}");
+            }
+        }
+    }
+
+    /// The pair as the general path writes it: name, then the value, cut if need be.
+    fn by_pieces(b: &mut Buf, name: &str, value: &str) {
+        if b.begin_pair(name) {
+            b.push_value(value);
+        }
+    }
+
+    #[test]
+    fn a_pair_written_whole_is_what_the_general_path_writes_at_every_fill() {
+        for fill in 0..ENTRY_BYTES {
+            let filler = "x".repeat(fill);
+            for (name, value) in [("n", "1234567"), ("name", "é-value"), ("", "")] {
+                let (mut whole, mut pieces) = (buf(&[("f", &filler)]), buf(&[("f", &filler)]));
+                whole.push_str_pair(name, value);
+                by_pieces(&mut pieces, name, value);
+                assert_eq!(text(&whole), text(&pieces), "fill {fill}, {name}");
+                assert_eq!(whole.cut, pieces.cut, "fill {fill}, {name}");
+            }
+            let (mut whole, mut pieces) = (buf(&[("f", &filler)]), buf(&[("f", &filler)]));
+            whole.push_integer("step", true, 1234567);
+            by_pieces(&mut pieces, "step", "-1234567");
+            assert_eq!(text(&whole), text(&pieces), "fill {fill}, integer");
+            assert_eq!(whole.cut, pieces.cut, "fill {fill}, integer");
+        }
+    }
+
+    #[test]
+    fn a_freed_entry_taken_again_reads_only_its_new_text() {
+        let tables = FieldTables::default();
+        tables.insert(1, &buf(&[("long", &"a".repeat(90))]));
+        tables.remove(1);
+        assert!(tables.insert(2, &buf(&[("s", "b")])));
+        let snap = tables.snapshot();
+        assert_eq!(snap.len(), 1);
+        assert_eq!((snap[0].id, snap[0].cut), (2, false));
+        assert_eq!(snap[0].pairs, [("s".to_string(), "b".to_string())]);
     }
 
     #[test]

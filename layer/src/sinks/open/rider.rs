@@ -108,7 +108,8 @@ impl Rider for OpenRider {
         if interest == 0 {
             return 0;
         }
-        let fields = Buf::of(span.attrs);
+        let mut fields = Buf::default();
+        fields.record(span.attrs);
         self.fields.insert(span.id.into_u64(), &fields) as Bits
     }
 
