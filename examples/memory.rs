@@ -1,5 +1,5 @@
 //! What the examples that check memory share: the process's resident set size, and
-//! counts printed with thousands separators.
+//! counts printed with thousands separators (the report's `thousands`).
 
 /// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux).
 pub fn resident_bytes() -> Option<u64> {
@@ -15,15 +15,5 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// `10,000,001`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `10,000,001`: the report's own formatting.
+pub use spanlab::report::thousands;

@@ -46,3 +46,32 @@ where
         .expect("a tokio runtime");
     (dispatch, runtime)
 }
+
+/// Serves `serve(incoming)` (a tonic server over a loopback listener) on a thread of its
+/// own, with a runtime of its own and no subscriber (the receiver's own tracing must not
+/// reach the subscribers under test); returns `http://127.0.0.1:PORT`.
+#[cfg(feature = "otlp")]
+pub(crate) fn serve_grpc<F, Fut>(serve: F) -> String
+where
+    F: FnOnce(tonic::transport::server::TcpIncoming) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::transport::Error>>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _none = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            serve(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .expect("the receiver runs");
+        });
+    });
+    format!("http://{}", rx.recv().expect("the receiver starts"))
+}

@@ -140,6 +140,20 @@ pub(crate) struct Outputs {
     pub(crate) snapshot_interval: Option<std::time::Duration>,
 }
 
+/// Variable `var` read from `env` and parsed; `None` when it is unset or rejected (then
+/// with an error naming it and its value, `parse`'s message as the problem).
+pub(crate) fn parsed<T>(
+    env: &Env,
+    var: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let value = env.get(var)?;
+    parse(value)
+        .map_err(|problem| errors.push(ConfigError::new(var, value, problem)))
+        .ok()
+}
+
 /// Parses a variable's value as a positive integer (a count: batch sizes, queue
 /// lengths, path caps); the error is the line's "expected ..." part.
 pub(crate) fn parse_positive(value: &str) -> Result<usize, String> {

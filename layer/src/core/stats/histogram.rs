@@ -6,18 +6,11 @@
 //!
 //! # Layout and invariants
 //!
-//! With `SUB_BITS = 4` (`SUB = 16` sub-buckets per power of two):
-//!
-//! * values `v < SUB` have a bucket each: `index(v) = v` (exact);
-//! * a value `v ≥ SUB` with `e = floor(log2 v)` falls in octave `[2^e, 2^(e+1))`, cut into
-//!   `SUB` equal sub-buckets of width `2^(e - SUB_BITS)`:
-//!   `index(v) = (e - SUB_BITS + 1) * SUB + (v >> (e - SUB_BITS)) - SUB`.
-//!
-//! Indices are contiguous and increase with `v`. A bucket's width is at most
-//! `1/SUB` of its lower bound, so the bucket's midpoint is within `1/(2*SUB)` =
-//! **3.125 %** of any value in it ([`BUCKET_RELATIVE_ERROR`]). Reports do not read
-//! quantiles from these buckets directly: they carry them over into the nanosecond
-//! layout of [`super::sums`], whose bound
+//! The [`LogLinear`] layout with `SUB_BITS = 4` (`SUB = 16` sub-buckets per power of
+//! two): exact below 16, then 16 buckets per octave. A bucket's midpoint is within
+//! `1/(2*SUB)` = **3.125 %** of any value in it ([`BUCKET_RELATIVE_ERROR`]). Reports do
+//! not read quantiles from these buckets directly: they carry them over into the
+//! nanosecond layout of [`super::sums`], whose bound
 //! [`QUANTILE_RELATIVE_ERROR`](super::QUANTILE_RELATIVE_ERROR) includes this one.
 //!
 //! Values are clamped to `MAX_TRACKABLE` = 2^48 − 1 ticks (26 hours at a 3 GHz TSC, 78
@@ -26,55 +19,44 @@
 //! converting ticks to nanoseconds keeps every error bound.
 //! 720 buckets of `u64`: 5.6 KiB per path per thread.
 
+use super::log_linear::LogLinear;
+
 /// log2 of the number of sub-buckets per power of two.
 pub(crate) const SUB_BITS: u32 = 4;
+/// The layout: [`LogLinear`] with [`SUB_BITS`].
+type Layout = LogLinear<SUB_BITS>;
 /// Sub-buckets per power of two.
-const SUB: u64 = 1 << SUB_BITS;
+const SUB: u64 = Layout::SUB;
 /// The largest value with a bucket of its own; larger values are clamped to it.
 pub(crate) const MAX_TRACKABLE: u64 = (1 << 48) - 1;
 /// Number of buckets: `index(MAX_TRACKABLE) + 1`.
 pub(crate) const BUCKETS: usize = ((48 - SUB_BITS as usize) * SUB as usize) + SUB as usize;
 
 /// The largest relative distance from a bucket's midpoint to a value in it (0.03125).
-pub(crate) const BUCKET_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
+pub(crate) const BUCKET_RELATIVE_ERROR: f64 = Layout::BUCKET_RELATIVE_ERROR;
 
 /// The bucket that holds `v` (clamped to [`MAX_TRACKABLE`]).
 #[inline]
 pub(crate) fn index(v: u64) -> usize {
-    let v = v.min(MAX_TRACKABLE);
-    if v < SUB {
-        return v as usize;
-    }
-    let e = 63 - v.leading_zeros(); // floor(log2 v) >= SUB_BITS
-    let shift = e - SUB_BITS;
-    ((e - SUB_BITS + 1) as u64 * SUB + (v >> shift) - SUB) as usize
+    Layout::index(v.min(MAX_TRACKABLE)) as usize
 }
 
-/// The smallest value of bucket `i`.
+/// The smallest value of bucket `i` (tests: the reports go through [`midpoint`]).
+#[cfg(test)]
 pub(crate) fn lower_bound(i: usize) -> u64 {
-    let i = i as u64;
-    if i < SUB {
-        return i;
-    }
-    let octave = i / SUB - 1; // e - SUB_BITS
-    let sub = i % SUB + SUB; // the top SUB_BITS+1 bits of the value
-    sub << octave
+    Layout::lower_bound(i as u64)
 }
 
-/// The number of distinct values in bucket `i`.
+/// The number of distinct values in bucket `i` (tests).
+#[cfg(test)]
 pub(crate) fn width(i: usize) -> u64 {
-    let i = i as u64;
-    if i < SUB {
-        1
-    } else {
-        1 << (i / SUB - 1)
-    }
+    Layout::width(i as u64)
 }
 
 /// The value that stands for bucket `i`: its midpoint, within
 /// [`BUCKET_RELATIVE_ERROR`] of every value in the bucket.
 pub(crate) fn midpoint(i: usize) -> u64 {
-    lower_bound(i) + (width(i) - 1) / 2
+    Layout::midpoint(i as u64)
 }
 
 #[cfg(test)]

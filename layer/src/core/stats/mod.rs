@@ -14,6 +14,7 @@
 
 mod accumulator;
 mod histogram;
+mod log_linear;
 mod moments;
 pub mod sums;
 

@@ -54,17 +54,20 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::histogram;
+use super::log_linear::LogLinear;
 use super::moments::Moments;
 use super::TickScale;
 
 /// log2 of the buckets per power of two in the report layout.
 const SUB_BITS: u32 = 8;
+/// The report layout: [`LogLinear`] with [`SUB_BITS`].
+type Layout = LogLinear<SUB_BITS>;
 /// Buckets per power of two.
-const SUB: u64 = 1 << SUB_BITS;
+const SUB: u64 = Layout::SUB;
 /// Buckets in the layout: `index(u64::MAX) + 1`.
 const BUCKETS: u32 = (64 - SUB_BITS + 1) * SUB as u32;
 /// The largest relative distance from a report bucket's midpoint to a value in it.
-const BUCKET_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB) as f64;
+const BUCKET_RELATIVE_ERROR: f64 = Layout::BUCKET_RELATIVE_ERROR;
 
 /// The largest relative error of a reported quantile (≈ 0.0333), plus half a
 /// nanosecond: a tick bucket's error, carried into a nanosecond bucket's (see the
@@ -79,37 +82,22 @@ pub const QUANTILE_RELATIVE_ERROR: f64 = histogram::BUCKET_RELATIVE_ERROR
 
 /// The report bucket of `ns`. Monotone: `a ≤ b` gives `index(a) ≤ index(b)`.
 fn index(ns: u64) -> u32 {
-    if ns < SUB {
-        return ns as u32;
-    }
-    let e = 63 - ns.leading_zeros(); // floor(log2 ns) ≥ SUB_BITS
-    let shift = e - SUB_BITS;
-    // (ns >> shift) is in [SUB, 2·SUB): the octave's sub-bucket, plus SUB.
-    ((e - SUB_BITS + 1) as u64 * SUB + (ns >> shift) - SUB) as u32
+    Layout::index(ns) as u32
 }
 
 /// The smallest value of report bucket `i` (< [`BUCKETS`]).
 fn lower_bound(i: u32) -> u64 {
-    let i = u64::from(i);
-    if i < SUB {
-        return i;
-    }
-    (i % SUB + SUB) << (i / SUB - 1)
+    Layout::lower_bound(u64::from(i))
 }
 
 /// The number of values in report bucket `i` (< [`BUCKETS`]).
 fn width(i: u32) -> u64 {
-    let i = u64::from(i);
-    if i < SUB {
-        1
-    } else {
-        1 << (i / SUB - 1)
-    }
+    Layout::width(u64::from(i))
 }
 
 /// The value that stands for report bucket `i`: its midpoint.
 fn midpoint(i: u32) -> u64 {
-    lower_bound(i) + (width(i) - 1) / 2
+    Layout::midpoint(u64::from(i))
 }
 
 /// Counts of nanosecond durations in the report layout (see the [module docs](self)),

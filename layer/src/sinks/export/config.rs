@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use crate::config::{parse_positive, ConfigError, Env};
+use crate::config::{parse_positive, parsed, ConfigError, Env};
 
 /// The OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -526,17 +526,6 @@ fn pick<'e>(
     env.get(specific)
         .map(|v| (v, specific))
         .or_else(|| env.get(general).map(|v| (v, general)))
-}
-
-/// Variable `var` parsed; `None` when it is unset or rejected (then with an error
-/// naming it).
-fn parsed<T>(
-    env: &Env,
-    var: &'static str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
-    parse_found(env.get(var).map(|v| (v, var)), parse, errors)
 }
 
 /// A value found in variable `.1`, parsed, as [`parsed`].

@@ -55,31 +55,12 @@ impl SlowReceiver {
             delay,
             got: got.clone(),
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // The receiver's own tracing must not reach the subscribers under test.
-            let _none = tracing::dispatcher::set_default(&tracing::Dispatch::none());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a loopback port");
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                tonic::transport::Server::builder()
-                    .add_service(TraceServiceServer::new(service))
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                    .await
-                    .expect("the receiver runs");
-            });
+        let endpoint = crate::test_support::serve_grpc(|incoming| {
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(service))
+                .serve_with_incoming(incoming)
         });
-        let addr = rx.recv().expect("the receiver starts");
-        SlowReceiver {
-            endpoint: format!("http://{addr}"),
-            got,
-        }
+        SlowReceiver { endpoint, got }
     }
 
     /// OTLP/HTTP with protobuf bodies, answering each request `delay` after it arrived.

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use crate::config::{parse_positive, ConfigError, Env, Process};
+use crate::config::{parse_positive, parsed, ConfigError, Env, Process};
 
 /// The default Prometheus port (the specification's, and the one the OpenTelemetry
 /// Prometheus exporters register).
@@ -203,19 +203,6 @@ fn parse_millis(value: &str) -> Result<Duration, String> {
         Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
         _ => Err("expected a positive whole number of milliseconds".into()),
     }
-}
-
-/// Variable `var` parsed; `None` when unset or rejected (then with an error naming it).
-fn parsed<T>(
-    env: &Env,
-    var: &'static str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
-    let value = env.get(var)?;
-    parse(value)
-        .map_err(|problem| errors.push(ConfigError::new(var, value, problem)))
-        .ok()
 }
 
 #[cfg(test)]

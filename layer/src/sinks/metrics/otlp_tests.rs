@@ -354,24 +354,11 @@ fn grpc_carries_the_same_points() {
     use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
     let got = Arc::new(Mutex::new(Vec::new()));
     let service = GrpcReceiver(got.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _none = tracing::dispatcher::set_default(&tracing::Dispatch::none());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            tonic::transport::Server::builder()
-                .add_service(MetricsServiceServer::new(service))
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
+    let endpoint = crate::test_support::serve_grpc(|incoming| {
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(service))
+            .serve_with_incoming(incoming)
     });
-    let endpoint = format!("http://{}", rx.recv().unwrap());
     let env = Env::of(&[
         ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
